@@ -1,0 +1,95 @@
+"""Fold a stream of events into a ``ChatResponse``.
+
+This is the one place a response is assembled: streaming calls fold their events here, and each dialect
+decodes a non-streaming body by turning it into the same events and folding them, so ``chat()`` and
+``chat_stream()`` cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import assert_never
+
+from ._events import Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from ._types import CallWarning, ChatResponse, FinishReason, ReasoningPart, ToolCall
+
+__all__ = ["Accumulator", "fold"]
+
+
+class Accumulator:
+    """Collects events one at a time; ``response()`` builds the ``ChatResponse`` so far."""
+
+    __slots__ = ("_block_text", "_blocks", "_calls", "_reasoning", "_text", "done")
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._block_text: list[str] = []
+        self._blocks: list[ReasoningPart] = []
+        self._calls: dict[int, ToolCall] = {}
+        self.done: Done | None = None
+
+    def add(self, event: StreamEvent) -> None:
+        match event:
+            case TextDelta(text=text):
+                self._text.append(text)
+            case ReasoningDelta(text=text, signature=signature):
+                self._reasoning.append(text)
+                self._block_text.append(text)
+                if signature is not None:
+                    self._end_reasoning_block(signature)
+            case ToolCallStart() | ToolCallDelta():
+                pass
+            case ToolCallEnd(index=index, call=call):
+                self._calls[index] = call
+            case Done():
+                self.done = event
+            case _:
+                assert_never(event)
+
+    def _end_reasoning_block(self, signature: str | None) -> None:
+        self._blocks.append(ReasoningPart(text="".join(self._block_text), signature=signature))
+        self._block_text = []
+
+    def response(
+        self,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        request_id: str | None = None,
+        warnings: Iterable[CallWarning] = (),
+    ) -> ChatResponse:
+        done = self.done
+        blocks = list(self._blocks)
+        if self._block_text and any(self._block_text):
+            blocks.append(ReasoningPart(text="".join(self._block_text)))
+        return ChatResponse(
+            text="".join(self._text),
+            reasoning="".join(self._reasoning),
+            tool_calls=tuple(self._calls[i] for i in sorted(self._calls)),
+            finish_reason=done.finish_reason if done else FinishReason.OTHER,
+            finish_reason_raw=done.finish_reason_raw if done else None,
+            usage=done.usage if done else None,
+            model=(done.model if done and done.model else model),
+            provider=provider,
+            request_id=request_id,
+            warnings=tuple(warnings),
+            refusal=done.refusal if done else None,
+            reasoning_parts=tuple(blocks) if any(b.signature or b.redacted for b in blocks) else (),
+            error=done.error if done else None,
+        )
+
+
+def fold(
+    events: Iterable[StreamEvent],
+    *,
+    provider: str | None = None,
+    model: str | None = None,
+    request_id: str | None = None,
+    warnings: Iterable[CallWarning] = (),
+) -> ChatResponse:
+    """Fold a complete event sequence into a ``ChatResponse``."""
+    acc = Accumulator()
+    for event in events:
+        acc.add(event)
+    return acc.response(provider=provider, model=model, request_id=request_id, warnings=warnings)

@@ -1,0 +1,1 @@
+"""Concrete providers: an endpoint (URL, auth) bound to a wire dialect."""

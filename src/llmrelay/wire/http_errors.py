@@ -1,0 +1,110 @@
+"""Shared pieces of error decoding: the HTTP status table, ``Retry-After`` parsing, request ids.
+
+Each dialect's ``errors`` module looks at its provider's structured error code/type first and falls back
+to ``STATUS_ERRORS`` here. No message text is ever matched.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .._errors import (
+    AuthError,
+    InvalidRequestError,
+    LlmError,
+    OverloadedError,
+    ProviderError,
+    QuotaExceededError,
+    RateLimitError,
+    RequestTimeout,
+    ServerError,
+)
+
+__all__ = [
+    "STATUS_ERRORS",
+    "error_class_for_status",
+    "json_or_none",
+    "parse_retry_after",
+    "request_id_from",
+]
+
+# RFC 9110 section 15 and the vendors' error pages (OpenAI "Error codes", Anthropic "Errors": 529 is
+# Anthropic's "overloaded_error").
+STATUS_ERRORS: Mapping[int, type[LlmError]] = {
+    400: InvalidRequestError,
+    401: AuthError,
+    402: QuotaExceededError,
+    403: AuthError,
+    404: InvalidRequestError,
+    408: RequestTimeout,
+    409: InvalidRequestError,
+    413: InvalidRequestError,
+    422: InvalidRequestError,
+    429: RateLimitError,
+    500: ServerError,
+    502: ServerError,
+    503: OverloadedError,
+    504: ServerError,
+    529: OverloadedError,
+}
+
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-amzn-requestid", "cf-ray")
+
+
+def error_class_for_status(status: int | None) -> type[LlmError]:
+    """The error class for an HTTP status; unknown 4xx are invalid requests, unknown 5xx server errors."""
+    if status is None:
+        return ProviderError
+    cls = STATUS_ERRORS.get(status)
+    if cls is not None:
+        return cls
+    if 400 <= status < 500:
+        return InvalidRequestError
+    if status >= 500:
+        return ServerError
+    return ProviderError
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` (OpenAI, Azure) or ``retry-after`` (seconds or HTTP-date,
+    RFC 9110 section 10.2.3). Header names must be lower-case."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def request_id_from(headers: Mapping[str, str]) -> str | None:
+    """The provider's request id from the usual headers (lower-case names)."""
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def json_or_none(body: bytes | str) -> Any:
+    """Parse a body as JSON, or ``None`` when it is not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None

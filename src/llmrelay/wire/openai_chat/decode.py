@@ -1,0 +1,223 @@
+"""Response decoding for OpenAI Chat Completions and compatible servers.
+
+Streams (https://platform.openai.com/docs/api-reference/chat-streaming) are server-sent events whose
+``data`` is a ``chat.completion.chunk`` and whose last event is ``data: [DONE]``. What compatible servers
+add, and how it is handled:
+
+- tool calls arrive as fragments keyed by ``index``; the first fragment of a call carries ``id`` and
+  ``function.name``; several calls may be open at once (parallel tool calls). A server that omits
+  ``index`` gets one assigned by ``id``;
+- ``delta.reasoning_content`` (DeepSeek, vLLM, DashScope) and ``delta.reasoning`` (OpenRouter, Groq,
+  newer vLLM) are reasoning text;
+- ``delta.refusal`` is collected into ``Done.refusal``;
+- Azure sends a first chunk with ``choices: []`` and ``prompt_filter_results``; with
+  ``stream_options.include_usage`` the last chunk has ``choices: []`` and ``usage`` (DeepSeek puts usage in
+  the finish chunk instead); either way the last usage seen wins;
+- an error may arrive inside a 200 stream: as a chunk with a top-level ``error`` (OpenRouter), or as an
+  ``event: error`` event (Groq). It ends the stream with ``Done(finish_reason=ERROR)``, whatever finish
+  reason came before;
+- a body that ends without ``[DONE]`` (and without an error) is truncated: ``ProtocolError``.
+
+Only choice ``index`` 0 is decoded (``n > 1`` is warned about when encoding).
+
+A non-streaming body (``chat.completion``) is turned into the same events and folded, so both paths share
+one accumulator.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..._accumulate import fold
+from ..._errors import LlmError, ProtocolError
+from ..._events import StreamEvent
+from ..._types import ChatResponse
+from ..sse import SseDecoder, SseLineTooLong
+from ..stream_state import StreamState
+from .errors import error_from_payload
+from .maps import map_finish_reason, parse_usage
+
+__all__ = ["OpenAIChatStreamDecoder", "decode_body", "events_from_body"]
+
+
+class OpenAIChatStreamDecoder:
+    """Incremental decoder of one Chat Completions event stream."""
+
+    __slots__ = ("_index_by_id", "_saw_chunk", "_sse", "_state")
+
+    def __init__(self) -> None:
+        self._sse = SseDecoder()
+        self._state = StreamState(map_finish_reason)
+        self._index_by_id: dict[str, int] = {}
+        self._saw_chunk = False
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        state = self._state
+        if state.finished:
+            return []
+        try:
+            events = self._sse.feed(data)
+        except SseLineTooLong as exc:
+            state.fail(ProtocolError(str(exc)))
+            return state.take()
+        for event in events:
+            self._event(event.event, event.data)
+            if state.finished:
+                break
+        return state.take()
+
+    def close(self) -> list[StreamEvent]:
+        state = self._state
+        if not state.finished:
+            self._sse.close()
+            what = "a partial event" if self._sse.discarded_partial else "no [DONE] terminator"
+            state.fail(
+                ProtocolError(f"the stream ended before it was complete ({what}); the connection was probably cut")
+            )
+        return state.take()
+
+    def fail(self, error: LlmError) -> list[StreamEvent]:
+        self._state.fail(error)
+        return self._state.take()
+
+    def _event(self, kind: str, data: str) -> None:
+        state = self._state
+        if data == "[DONE]":
+            state.done()
+            return
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            state.fail(ProtocolError(f"a stream event is not JSON: {data[:120]!r}"))
+            return
+        if not isinstance(chunk, dict):
+            state.fail(ProtocolError(f"a stream event is not a JSON object: {data[:120]!r}"))
+            return
+        usage = chunk.get("usage")
+        if usage:
+            state.usage = parse_usage(usage) or state.usage
+        if kind == "error" or chunk.get("error"):
+            state.fail(error_from_payload(chunk, body=data))
+            return
+        model = chunk.get("model")
+        if model and isinstance(model, str):
+            state.model = model
+        choices = chunk.get("choices")
+        if not choices or not isinstance(choices, list):
+            return
+        for choice in choices:
+            if isinstance(choice, dict) and choice.get("index", 0) == 0:
+                self._choice(choice)
+
+    def _choice(self, choice: dict[str, Any]) -> None:
+        state = self._state
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(reasoning, str):
+                state.reasoning(reasoning)
+            content = delta.get("content")
+            if isinstance(content, str):
+                state.text(content)
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str) and refusal:
+                state.refusal.append(refusal)
+            calls = delta.get("tool_calls")
+            if calls and isinstance(calls, list):
+                for call in calls:
+                    if isinstance(call, dict):
+                        self._tool_call(call)
+        finish = choice.get("finish_reason")
+        if finish and isinstance(finish, str):
+            state.finish_raw = finish
+            state.end_tools()
+
+    def _tool_call(self, call: dict[str, Any]) -> None:
+        state = self._state
+        call_id = call.get("id") if isinstance(call.get("id"), str) else None
+        index = call.get("index")
+        if not isinstance(index, int):
+            if call_id is not None and call_id in self._index_by_id:
+                index = self._index_by_id[call_id]
+            elif call_id is None and self._index_by_id:
+                index = max(self._index_by_id.values())
+            else:
+                index = state.new_index()
+        function = call.get("function")
+        if not isinstance(function, dict):
+            function = {}
+        if not state.is_open(index):
+            name = function.get("name")
+            state.tool_start(index, call_id, name if isinstance(name, str) else "")
+            if call_id is not None:
+                self._index_by_id[call_id] = index
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            state.tool_delta(index, arguments)
+        elif isinstance(arguments, dict):
+            state.tool_delta(index, json.dumps(arguments))
+
+
+def events_from_body(body: bytes) -> list[StreamEvent]:
+    """The events a non-streaming ``chat.completion`` body stands for."""
+    state = StreamState(map_finish_reason)
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        state.fail(ProtocolError(f"the response body is not JSON: {body[:120]!r}"))
+        return state.take()
+    if not isinstance(payload, dict):
+        state.fail(ProtocolError("the response body is not a JSON object"))
+        return state.take()
+    state.usage = parse_usage(payload.get("usage"))
+    model = payload.get("model")
+    state.model = model if isinstance(model, str) and model else None
+    if payload.get("error"):
+        state.fail(error_from_payload(payload, body=body.decode("utf-8", "replace")))
+        return state.take()
+    choices = payload.get("choices")
+    choice = (
+        next((c for c in choices if isinstance(c, dict) and c.get("index", 0) == 0), None)
+        if isinstance(choices, list)
+        else None
+    )
+    if choice is None:
+        state.fail(ProtocolError("the response has no choices"))
+        return state.take()
+    message = choice.get("message")
+    if isinstance(message, dict):
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if isinstance(reasoning, str):
+            state.reasoning(reasoning)
+        content = message.get("content")
+        if isinstance(content, str):
+            state.text(content)
+        refusal = message.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            state.refusal.append(refusal)
+        calls = message.get("tool_calls")
+        if isinstance(calls, list):
+            for i, call in enumerate(calls):
+                if not isinstance(call, dict):
+                    continue
+                function = call.get("function")
+                if not isinstance(function, dict):
+                    function = {}
+                name = function.get("name")
+                call_id = call.get("id")
+                state.tool_whole(
+                    i,
+                    call_id if isinstance(call_id, str) else None,
+                    name if isinstance(name, str) else "",
+                    function.get("arguments", ""),
+                )
+    finish = choice.get("finish_reason")
+    state.finish_raw = finish if isinstance(finish, str) else None
+    state.done()
+    return state.take()
+
+
+def decode_body(body: bytes) -> ChatResponse:
+    """Decode a complete non-streaming body into a ``ChatResponse``."""
+    return fold(events_from_body(body))
