@@ -62,9 +62,7 @@ class Reply:
     @classmethod
     def sse(cls, data: Iterable[str | Mapping[str, Any]], status: int = 200, **kw: Any) -> Reply:
         """An event stream: one ``data:`` event per item (dicts are JSON-encoded), one chunk each."""
-        chunks = tuple(
-            f"data: {item if isinstance(item, str) else json.dumps(item)}\n\n".encode() for item in data
-        )
+        chunks = tuple(f"data: {item if isinstance(item, str) else json.dumps(item)}\n\n".encode() for item in data)
         return cls(status=status, chunks=chunks, content_type="text/event-stream", **kw)
 
     @classmethod

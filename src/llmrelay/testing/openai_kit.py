@@ -1,0 +1,145 @@
+"""Scenario kit for OpenAI Chat Completions (see ``llmrelay.testing.kit``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._provider import Provider
+from .kit import ToolCallSpec
+from .upstream import Reply, SeenRequest
+
+__all__ = ["KIT", "OpenAIKit"]
+
+_ERROR_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "unsupported_country_region_territory"),
+    404: ("invalid_request_error", "model_not_found"),
+    408: ("server_error", None),
+    413: ("invalid_request_error", None),
+    422: ("invalid_request_error", None),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+
+def _chunk(delta: Mapping[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-kit",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "test-model",
+        "choices": [{"index": 0, "delta": dict(delta), "finish_reason": finish}],
+    }
+
+
+def _usage(inp: int, out: int) -> dict[str, Any]:
+    return {"prompt_tokens": inp, "completion_tokens": out, "total_tokens": inp + out}
+
+
+class OpenAIKit:
+    name = "openai"
+    quota_status = 429
+
+    def provider(self, base_url: str, model: str = "test-model") -> Provider:
+        from ..providers.openai import OpenAIProvider
+
+        return OpenAIProvider(model, base_url=f"{base_url}/v1", api_key="sk-kit-test-key-000000")
+
+    def _body(self, message: Mapping[str, Any], finish: str, usage: tuple[int, int]) -> Reply:
+        return Reply.json(
+            {
+                "id": "chatcmpl-kit",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "test-model",
+                "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}],
+                "usage": _usage(*usage),
+            }
+        )
+
+    def _stream(self, deltas: Sequence[Mapping[str, Any]], finish: str, usage: tuple[int, int]) -> Reply:
+        chunks: list[Any] = [_chunk({"role": "assistant", "content": ""})]
+        chunks += [_chunk(d) for d in deltas]
+        chunks.append(_chunk({}, finish))
+        chunks.append({**_chunk({}), "choices": [], "usage": _usage(*usage)})
+        chunks.append("[DONE]")
+        return Reply.sse(chunks)
+
+    def text(self, text: str, *, stream: bool, usage: tuple[int, int] = (10, 5)) -> Reply:
+        if not stream:
+            return self._body({"content": text}, "stop", usage)
+        mid = len(text) // 2
+        return self._stream([{"content": text[:mid]}, {"content": text[mid:]}], "stop", usage)
+
+    def tool_calls(self, calls: Sequence[ToolCallSpec], *, stream: bool) -> Reply:
+        if not stream:
+            message = {
+                "content": None,
+                "tool_calls": [
+                    {"id": cid, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+                    for cid, name, args in calls
+                ],
+            }
+            return self._body(message, "tool_calls", (10, 5))
+        deltas: list[Mapping[str, Any]] = []
+        for i, (cid, name, args) in enumerate(calls):
+            raw = json.dumps(args)
+            cut = len(raw) // 2
+            deltas.append(
+                {
+                    "tool_calls": [
+                        {"index": i, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}
+                    ]
+                }
+            )
+            deltas.append({"tool_calls": [{"index": i, "function": {"arguments": raw[:cut]}}]})
+            deltas.append({"tool_calls": [{"index": i, "function": {"arguments": raw[cut:]}}]})
+        return self._stream(deltas, "tool_calls", (10, 5))
+
+    def reasoning(self, reasoning: str, text: str, *, stream: bool) -> Reply:
+        if not stream:
+            return self._body({"content": text, "reasoning_content": reasoning}, "stop", (10, 5))
+        return self._stream([{"reasoning_content": reasoning}, {"content": text}], "stop", (10, 5))
+
+    def length(self, text: str, *, stream: bool) -> Reply:
+        if not stream:
+            return self._body({"content": text}, "length", (10, 5))
+        return self._stream([{"content": text}], "length", (10, 5))
+
+    def error(self, status: int, *, retry_after: float | None = None) -> Reply:
+        etype, code = _ERROR_TYPES.get(status, ("server_error", None))
+        headers = {"retry-after": str(retry_after)} if retry_after is not None else {}
+        body = {"error": {"message": f"kit error {status}", "type": etype, "param": None, "code": code}}
+        return Reply.json(body, status=status, headers=headers)
+
+    def quota(self) -> Reply:
+        body = {
+            "error": {
+                "message": "You exceeded your current quota, please check your plan and billing details.",
+                "type": "insufficient_quota",
+                "param": None,
+                "code": "insufficient_quota",
+            }
+        }
+        return Reply.json(body, status=429)
+
+    def sent_messages(self, request: SeenRequest) -> list[Mapping[str, Any]]:
+        return list(request.json["messages"])
+
+    def sent_image(self, request: SeenRequest) -> bool:
+        for message in request.json["messages"]:
+            content = message.get("content")
+            if isinstance(content, list) and any(p.get("type") == "image_url" for p in content):
+                return True
+        return False
+
+    def sent_tool_result(self, request: SeenRequest, call_id: str | None, content: str) -> bool:
+        return any(
+            m.get("role") == "tool" and m.get("tool_call_id") == call_id and m.get("content") == content
+            for m in request.json["messages"]
+        )
+
+
+KIT = OpenAIKit()
