@@ -219,6 +219,21 @@ class LlmRelay(Client):
         await self.provider.aclose()
 
 
+class LlmRelayNoEnv(LlmRelay):
+    """Experiment (not a column of the table): llmrelay with ``AiohttpTransport(trust_env=False)``."""
+
+    name = "llmrelay-noenv"
+
+    async def open(self) -> None:
+        import llmrelay
+        from llmrelay._transport import AiohttpTransport
+
+        self.llmrelay = llmrelay
+        self.provider = llmrelay.OpenAIProvider(
+            MODEL, base_url=self.base, api_key="sk-x", transport=AiohttpTransport(trust_env=False)
+        )
+
+
 class OpenAISdk(Client):
     name = "openai"
 
@@ -265,7 +280,7 @@ class OpenAISdk(Client):
         await self.client.close()
 
 
-CLIENTS: dict[str, type[Client]] = {c.name: c for c in (Floor, LlmRelay, OpenAISdk, Httpx)}
+CLIENTS: dict[str, type[Client]] = {c.name: c for c in (Floor, LlmRelay, OpenAISdk, Httpx, LlmRelayNoEnv)}
 
 
 async def drive(op: Callable[[], Awaitable[Result]], count: int, concurrency: int) -> list[Result]:

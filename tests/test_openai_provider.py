@@ -327,3 +327,16 @@ async def test_azure_bearer_token(upstream: FakeUpstream, clean_env: None) -> No
     async with AzureOpenAIProvider("d", endpoint=upstream.url(), bearer_token="eyJtoken") as p:
         await p.chat(REQ)
     assert upstream.requests[0].headers["authorization"] == "Bearer eyJtoken"
+
+
+async def test_a_json_body_answering_a_stream_request_is_replayed(upstream: FakeUpstream) -> None:
+    upstream.add(Reply.transcript(FIXTURES, "llamacpp_chat_nonstream_length"))
+    upstream.add(Reply.json({"error": {"message": "upstream failed", "code": 502}}))
+    async with provider(upstream) as p:
+        async with p.chat_stream(REQ) as stream:
+            events = [e async for e in stream]
+        check_stream_laws(events)
+        assert stream.response().finish_reason is FinishReason.LENGTH and stream.response().text
+        with pytest.raises(ServerError):
+            async with p.chat_stream(REQ) as stream:
+                await stream.until_done()

@@ -7,13 +7,14 @@ decodes a non-streaming body by turning it into the same events and folding them
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import assert_never
 
 from ._events import Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
 from ._types import CallWarning, ChatResponse, FinishReason, ReasoningPart, ToolCall
 
-__all__ = ["Accumulator", "fold"]
+__all__ = ["Accumulator", "events_for", "fold"]
 
 
 class Accumulator:
@@ -93,3 +94,31 @@ def fold(
     for event in events:
         acc.add(event)
     return acc.response(provider=provider, model=model, request_id=request_id, warnings=warnings)
+
+
+def events_for(response: ChatResponse) -> list[StreamEvent]:
+    """The event sequence a provider would stream for ``response``."""
+    events: list[StreamEvent] = []
+    if response.reasoning_parts:
+        for part in response.reasoning_parts:
+            events.append(ReasoningDelta(part.text))
+            if part.signature:
+                events.append(ReasoningDelta("", signature=part.signature))
+    elif response.reasoning:
+        events.append(ReasoningDelta(response.reasoning))
+    if response.text:
+        events.append(TextDelta(response.text))
+    for index, call in enumerate(response.tool_calls):
+        raw = call.arguments_raw or json.dumps(dict(call.arguments or {}))
+        events += [ToolCallStart(index, call.id, call.name), ToolCallDelta(index, raw), ToolCallEnd(index, call)]
+    events.append(
+        Done(
+            finish_reason=response.finish_reason,
+            finish_reason_raw=response.finish_reason_raw,
+            usage=response.usage,
+            error=response.error,
+            model=response.model,
+            refusal=response.refusal,
+        )
+    )
+    return events

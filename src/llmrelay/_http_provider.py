@@ -13,7 +13,8 @@ from typing import Any
 
 from ._errors import InvalidRequestError, LlmError, MissingApiKey
 from ._events import Done, StreamEvent
-from ._provider import ChatStream, Provider, emit_warnings
+from ._accumulate import events_for
+from ._provider import ChatStream, EventSource, Provider, emit_warnings
 from ._transport import AiohttpTransport, HttpRequest, HttpResponse, Timeouts, Transport, read_error_body
 from ._types import ChatRequest, ChatResponse
 from .wire.dialect import Dialect, EncodedRequest, StreamDecoder
@@ -128,12 +129,30 @@ class HttpProvider(Provider):
     def chat_stream(self, request: ChatRequest) -> ChatStream:
         http_request, encoded = self._build(request, stream=True)
 
-        async def open_source() -> _HttpEventSource:
+        async def open_source() -> EventSource:
             emit_warnings(self.name, encoded.warnings)
             response = await self._send(http_request)
+            ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype == "application/json":
+                # The server answered a streaming request with one JSON document (it does not stream, or it
+                # sent an error object with status 200): decode it as a body and replay its events.
+                return await self._replay_body(response)
             return _HttpEventSource(response, self.dialect.stream_decoder(), self.name)
 
         return ChatStream(open_source, provider=self.name, model=request.model or self.model, warnings=encoded.warnings)
+
+    async def _replay_body(self, response: HttpResponse) -> EventSource:
+        try:
+            body = await response.read()
+        except LlmError as exc:
+            raise exc.with_context(provider=self.name) from None
+        finally:
+            await response.aclose()
+        decoded = self.dialect.decode_body(body)
+        request_id = request_id_from(response.headers)
+        if decoded.error is not None:
+            decoded.error.with_context(provider=self.name, request_id=request_id)
+        return _ReplaySource(events_for(decoded), request_id, decoded.model)
 
     async def aclose(self) -> None:
         if self._owns_transport:
@@ -144,6 +163,22 @@ def _replace(response: ChatResponse, **changes: Any) -> ChatResponse:
     import dataclasses
 
     return dataclasses.replace(response, **changes)
+
+
+class _ReplaySource:
+    """Events already decoded, served in one batch."""
+
+    def __init__(self, events: list[StreamEvent], request_id: str | None, model: str | None) -> None:
+        self._events: list[StreamEvent] | None = events
+        self.request_id = request_id
+        self.model = model
+
+    async def read(self) -> Sequence[StreamEvent]:
+        events, self._events = self._events, None
+        return events or ()
+
+    async def aclose(self) -> None:
+        self._events = None
 
 
 class _HttpEventSource:

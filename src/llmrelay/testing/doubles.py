@@ -11,47 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Union
 
+from .._accumulate import events_for
 from .._errors import InvalidRequestError, LlmError
-from .._events import Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from .._events import Done, StreamEvent
 from .._provider import Capabilities, ChatStream, Provider
 from .._types import ChatRequest, ChatResponse, FinishReason
 
 __all__ = ["FunctionProvider", "ScriptItem", "ScriptedProvider", "events_for"]
 
-ScriptItem = Union[str, ChatResponse, Sequence[StreamEvent], LlmError]
-
-
-def events_for(response: ChatResponse) -> list[StreamEvent]:
-    """The event sequence a provider would stream for ``response``."""
-    events: list[StreamEvent] = []
-    if response.reasoning_parts:
-        for part in response.reasoning_parts:
-            events.append(ReasoningDelta(part.text))
-            if part.signature:
-                events.append(ReasoningDelta("", signature=part.signature))
-    elif response.reasoning:
-        events.append(ReasoningDelta(response.reasoning))
-    if response.text:
-        events.append(TextDelta(response.text))
-    for index, call in enumerate(response.tool_calls):
-        raw = call.arguments_raw or json.dumps(dict(call.arguments or {}))
-        events += [ToolCallStart(index, call.id, call.name), ToolCallDelta(index, raw), ToolCallEnd(index, call)]
-    events.append(
-        Done(
-            finish_reason=response.finish_reason,
-            finish_reason_raw=response.finish_reason_raw,
-            usage=response.usage,
-            error=response.error,
-            model=response.model,
-            refusal=response.refusal,
-        )
-    )
-    return events
+ScriptItem = str | ChatResponse | Sequence[StreamEvent] | LlmError
 
 
 def _to_events(item: str | ChatResponse | Sequence[StreamEvent]) -> list[StreamEvent]:
@@ -151,7 +122,7 @@ class ScriptedProvider(Provider):
         return ChatStream(open_source, provider=self.name, model=request.model or self.model)
 
 
-Reply = Union[ScriptItem, AsyncIterator[StreamEvent]]
+Reply = ScriptItem | AsyncIterator[StreamEvent]
 
 
 class FunctionProvider(Provider):

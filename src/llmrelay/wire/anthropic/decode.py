@@ -95,7 +95,9 @@ class _Message:
         self.calls[index] = call
         call_id = block.get("id")
         name = block.get("name")
-        self.state.tool_start(call, call_id if isinstance(call_id, str) else None, name if isinstance(name, str) else "")
+        self.state.tool_start(
+            call, call_id if isinstance(call_id, str) else None, name if isinstance(name, str) else ""
+        )
         # Streams start with ``input: {}`` and send the JSON as fragments; a whole block carries it here.
         tool_input = block.get("input")
         if tool_input:

@@ -207,7 +207,9 @@ def _response_format(fmt: JsonSchemaFormat | str, body: dict[str, Any], warnings
 # --- conversation ---------------------------------------------------------------------------------------
 
 
-def _conversation(request: ChatRequest, warnings: list[CallWarning]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _conversation(
+    request: ChatRequest, warnings: list[CallWarning]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The ``system`` text blocks and the alternating ``messages`` list."""
     system: list[dict[str, Any]] = []
     if request.system:
@@ -218,7 +220,9 @@ def _conversation(request: ChatRequest, warnings: list[CallWarning]) -> tuple[li
         if message.role is Role.SYSTEM:
             _warn_parts(message, where, warnings, "system messages carry text only")
             if turns:
-                warnings.append(CallWarning(where, "moved to the top-level system prompt (Anthropic has no system turns)"))
+                warnings.append(
+                    CallWarning(where, "moved to the top-level system prompt (Anthropic has no system turns)")
+                )
             if message.text:
                 system.append({"type": "text", "text": message.text})
             continue
