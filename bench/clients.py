@@ -229,9 +229,12 @@ class LlmRelayNoEnv(LlmRelay):
         from llmrelay._transport import AiohttpTransport
 
         self.llmrelay = llmrelay
-        self.provider = llmrelay.OpenAIProvider(
-            MODEL, base_url=self.base, api_key="sk-x", transport=AiohttpTransport(trust_env=False)
-        )
+        self.transport = AiohttpTransport(trust_env=False)
+        self.provider = llmrelay.OpenAIProvider(MODEL, base_url=self.base, api_key="sk-x", transport=self.transport)
+
+    async def close(self) -> None:
+        await self.provider.aclose()
+        await self.transport.aclose()
 
 
 class OpenAISdk(Client):
@@ -347,7 +350,9 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         walls: list[float] = []
         cpus: list[float] = []
         checks: list[dict[str, Any]] = []
-        for _ in range(args.repeats):
+        for _ in range(max(1, args.repeats)):
+            if walls and sum(walls) > args.time_budget:
+                break  # a slow reference client: fewer samples rather than an unbounded run
             gc.collect()
             c0 = time.process_time()
             t0 = time.perf_counter()
@@ -385,6 +390,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, required=True)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup-rounds", type=int, default=2)
+    parser.add_argument("--time-budget", type=float, default=1e9, help="stop repeating after this many timed seconds")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the whole run to FILE")
     args = parser.parse_args()
     if args.profile:

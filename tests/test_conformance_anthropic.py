@@ -10,20 +10,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wire_helpers import (
-    Transcript,
-    assert_matches_expected,
-    check_stream_laws,
-    decode_transcript,
-    feed_all,
-    load,
-    split_at,
-    split_bytes,
-    transcripts,
-)
 
 from llmrelay import (
     AuthError,
+    ReasoningDelta,
+    ReasoningPart,
     ChatResponse,
     Done,
     FinishReason,
@@ -31,6 +22,7 @@ from llmrelay import (
     ModelNotFoundError,
     OverloadedError,
     ProtocolError,
+    ProviderError,
     QuotaExceededError,
     RateLimitError,
     ReasoningDelta,
@@ -44,8 +36,19 @@ from llmrelay import (
     Usage,
     fold,
 )
-from llmrelay.testing.anthropic_kit import KIT
+from llmrelay.testing.anthropic_kit import KIT, sse_events
 from llmrelay.wire.anthropic import AnthropicDialect, AnthropicStreamDecoder, decode_body, decode_error
+from wire_helpers import (
+    Transcript,
+    assert_matches_expected,
+    check_stream_laws,
+    decode_transcript,
+    feed_all,
+    load,
+    split_at,
+    split_bytes,
+    transcripts,
+)
 
 CASES = transcripts(["anthropic"])
 DIALECT = AnthropicDialect()
@@ -91,7 +94,7 @@ def test_thinking_signature_is_kept_for_the_next_turn() -> None:
     assert len(response.reasoning_parts) == 1
     part = response.reasoning_parts[0]
     assert part.text == response.reasoning and part.signature == signatures[0].signature
-    assert part.signature.startswith("EvMCCkYICxgCKkCHP2cSuEdcJK")
+    assert part.signature is not None and part.signature.startswith("EvMCCkYICxgCKkCHP2cSuEdcJK")
     assert response.message.content[0] == part
 
 
@@ -138,6 +141,14 @@ def test_error_after_output_keeps_the_partial_output() -> None:
     assert response.finish_reason is FinishReason.ERROR and response.usage is not None
 
 
+def test_a_plain_text_error_event_is_a_provider_error() -> None:
+    events = feed_all(AnthropicStreamDecoder, [b"event: error\ndata: upstream overloaded\n\n"])
+    check_stream_laws(events)
+    done = events[-1]
+    assert isinstance(done, Done) and type(done.error) is ProviderError
+    assert done.error.message == "upstream overloaded"
+
+
 @pytest.mark.parametrize("name", [t.name for t in CASES if t.is_stream and t.expected["error"] is None])
 def test_truncated_anywhere_is_an_error_never_a_success(name: str) -> None:
     wire = load(name).wire
@@ -164,7 +175,7 @@ def test_trailing_bytes_after_message_stop_are_ignored() -> None:
 
 
 def test_unknown_events_blocks_and_server_tools_are_skipped() -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "message_start", "message": {"model": "m", "usage": {"input_tokens": 3, "output_tokens": 1}}},
         {
             "type": "content_block_start",
@@ -197,11 +208,15 @@ def test_unknown_events_blocks_and_server_tools_are_skipped() -> None:
         {"type": "message_delta", "delta": {"stop_reason": "pause_turn"}, "usage": {"output_tokens": 9}},
         {"type": "message_stop"},
     ]
-    wire = b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+    wire = b"".join(sse_events(events).chunks)
     out = feed_all(AnthropicStreamDecoder, [wire])
     check_stream_laws(out)
-    assert [e for e in out if not isinstance(e, Done)] == [TextDelta("found")]
+    assert [e for e in out if not isinstance(e, Done)] == [
+        ReasoningDelta("", redacted="EmwKAhgBEgy"),
+        TextDelta("found"),
+    ]
     response = fold(out)
+    assert response.reasoning_parts == (ReasoningPart(text="", redacted="EmwKAhgBEgy"),)
     assert response.finish_reason is FinishReason.OTHER and response.finish_reason_raw == "pause_turn"
     assert response.usage == Usage(input_tokens=3, output_tokens=9)
 
@@ -227,7 +242,7 @@ def test_stop_reasons(raw: str, reason: FinishReason) -> None:
 
 def test_message_delta_input_tokens_override_message_start() -> None:
     # anthropic_stream_thinking_live repeats input_tokens in message_delta; a different value there wins.
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "type": "message_start",
             "message": {"usage": {"input_tokens": 10, "cache_read_input_tokens": 4, "output_tokens": 1}},
@@ -239,7 +254,7 @@ def test_message_delta_input_tokens_override_message_start() -> None:
         },
         {"type": "message_stop"},
     ]
-    wire = b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+    wire = b"".join(sse_events(events).chunks)
     assert fold(feed_all(AnthropicStreamDecoder, [wire])).usage == Usage(
         input_tokens=12, output_tokens=7, cache_read_tokens=4
     )
@@ -375,7 +390,8 @@ def test_error_types_then_status(status: int, etype: str, cls: type[Exception]) 
 
 
 def test_prompt_too_long_has_no_structured_code_so_stays_invalid_request() -> None:
-    body = b'{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}'
+    message = "prompt is too long: 210000 tokens > 200000 maximum"
+    body = json.dumps({"type": "error", "error": {"type": "invalid_request_error", "message": message}}).encode()
     assert type(decode_error(400, {}, body)) is InvalidRequestError
 
 

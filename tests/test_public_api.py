@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ def test_all_is_sorted_and_importable() -> None:
 def test_every_public_class_and_function_has_a_docstring() -> None:
     for name in llmrelay.__all__:
         obj = getattr(llmrelay, name)
-        if isinstance(obj, type) or callable(obj):
+        if isinstance(obj, type) or inspect.isfunction(obj):
             assert (obj.__doc__ or "").strip(), f"{name} has no docstring"
 
 

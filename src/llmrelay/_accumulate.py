@@ -34,6 +34,10 @@ class Accumulator:
         match event:
             case TextDelta(text=text):
                 self._text.append(text)
+            case ReasoningDelta(redacted=str(redacted)):
+                if any(self._block_text):
+                    self._end_reasoning_block(None)
+                self._blocks.append(ReasoningPart(text="", redacted=redacted))
             case ReasoningDelta(text=text, signature=signature):
                 self._reasoning.append(text)
                 self._block_text.append(text)
@@ -101,6 +105,9 @@ def events_for(response: ChatResponse) -> list[StreamEvent]:
     events: list[StreamEvent] = []
     if response.reasoning_parts:
         for part in response.reasoning_parts:
+            if part.redacted is not None:
+                events.append(ReasoningDelta("", redacted=part.redacted))
+                continue
             events.append(ReasoningDelta(part.text))
             if part.signature:
                 events.append(ReasoningDelta("", signature=part.signature))

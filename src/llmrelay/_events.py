@@ -57,6 +57,8 @@ class ReasoningDelta:
 
     text: str
     signature: str | None = None
+    redacted: str | None = None
+    """Encrypted reasoning (Anthropic ``redacted_thinking``): a block of its own, to send back unchanged."""
 
 
 @dataclass(frozen=True, slots=True)

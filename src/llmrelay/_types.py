@@ -254,7 +254,11 @@ class ChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts as the provider reported them; ``None`` means not reported."""
+    """Token counts as the provider reported them; ``None`` means not reported.
+
+    ``input_tokens`` is the provider's own figure: OpenAI's ``prompt_tokens`` includes cached tokens,
+    Anthropic's ``input_tokens`` excludes them (they are in ``cache_read_tokens`` / ``cache_write_tokens``).
+    """
 
     input_tokens: int | None = None
     output_tokens: int | None = None

@@ -78,9 +78,9 @@ class StreamState:
         if text and not self.finished:
             self.out.append(TextDelta(text))
 
-    def reasoning(self, text: str, signature: str | None = None) -> None:
-        if (text or signature) and not self.finished:
-            self.out.append(ReasoningDelta(text, signature))
+    def reasoning(self, text: str, signature: str | None = None, redacted: str | None = None) -> None:
+        if (text or signature or redacted) and not self.finished:
+            self.out.append(ReasoningDelta(text, signature, redacted))
 
     def is_open(self, index: int) -> bool:
         return index in self._open

@@ -140,8 +140,9 @@ _BLOCK_STARTS: dict[str, Callable[[_Message, int, dict[str, Any]], None]] = {
     "text": _Message._start_text,
     "thinking": _Message._start_thinking,
     "tool_use": _Message._start_tool_use,
+    "redacted_thinking": lambda m, i, b: m.state.reasoning("", redacted=str(b.get("data", ""))),
 }
-"""Client-visible block kinds; everything else (server tools, their results, redacted thinking) is skipped."""
+"""Client-visible block kinds; everything else (server tools, their results) is skipped."""
 
 
 def _index(payload: dict[str, Any]) -> int | None:
@@ -194,7 +195,11 @@ class AnthropicStreamDecoder:
         try:
             payload = json.loads(data)
         except ValueError:
-            state.fail(ProtocolError(f"a stream event is not JSON: {data[:120]!r}"))
+            if name == "error":
+                # A proxy's plain-text error event is still the provider's error, not a framing fault.
+                state.fail(error_from_payload({"error": {"message": data.strip()[:300]}}, body=data))
+            else:
+                state.fail(ProtocolError(f"a stream event is not JSON: {data[:120]!r}"))
             return
         if not isinstance(payload, dict):
             state.fail(ProtocolError(f"a stream event is not a JSON object: {data[:120]!r}"))

@@ -35,8 +35,8 @@ prompt block) is the normal end; a body that ends without one is truncated (``Pr
 can arrive inside a 200 stream, as a ``data:`` event with a top-level ``error``, or as raw JSON lines
 that are not SSE-framed at all (the API writes a pretty-printed ``{"error": ...}`` after the events when
 the model becomes overloaded mid-stream). The SSE decoder collects such lines (``keep_stray_lines``); a
-line starting with ``{`` or ``[`` opens a buffer that is parsed when the braces close. Stray lines are
-handled after the events of the same read. Any error ends the stream with ``Done(finish_reason=ERROR)``,
+line starting with ``{`` or ``[`` opens a buffer that is parsed when the braces close (a buffered object
+that is not an error is decoded like an event). Events and stray lines are handled in wire order. Any error ends the stream with ``Done(finish_reason=ERROR)``,
 whatever ``finishReason`` came before.
 
 A non-streaming body is turned into the same events and folded, so both paths share one accumulator.
@@ -45,6 +45,7 @@ A non-streaming body is turned into the same events and folded, so both paths sh
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..._accumulate import fold
@@ -60,6 +61,9 @@ from .maps import FAILED_GENERATION, map_finish_reason, parse_usage
 __all__ = ["GeminiStreamDecoder", "decode_body", "events_from_body"]
 
 _MAX_RAW_JSON = 1024 * 1024
+# A line that is not an SSE field, a comment or blank (it may also be the tail of a line begun in an
+# earlier read; that only costs the slower path).
+_NON_FIELD_LINE = re.compile(rb"(?m)^(?!data:|:|event:|id:|retry:|\r|$)")
 
 
 class _BadPath(ValueError):
@@ -340,16 +344,22 @@ class GeminiStreamDecoder:
         d = self._d
         if d.state.finished:
             return []
-        try:
-            events = self._sse.feed(data)
-        except SseLineTooLong as exc:
-            d.fail(ProtocolError(str(exc)))
-            return d.state.take()
-        for event in events:
-            self._event(event.data)
+        # The SSE decoder reports stray lines apart from events, so a read that may hold both is fed one
+        # line at a time to keep their order; reads of plain SSE fields (nearly all) go in whole.
+        pieces = data.splitlines(keepends=True) if self._raw or _NON_FIELD_LINE.search(data) else (data,)
+        for piece in pieces:
+            try:
+                events = self._sse.feed(piece)
+            except SseLineTooLong as exc:
+                d.fail(ProtocolError(str(exc)))
+                break
+            for event in events:
+                self._event(event.data)
+                if d.state.finished:
+                    break
+            self._stray_lines()
             if d.state.finished:
                 break
-        self._stray_lines()
         return d.state.take()
 
     def close(self) -> list[StreamEvent]:

@@ -199,7 +199,9 @@ def _message(message: Message, index: int, names: Mapping[str, str], warnings: l
         out["thinking"] = thinking
     _warn_parts(message, where, warnings, images_ok=False, reasoning_ok=True)
     if message.tool_calls:
-        out["tool_calls"] = [_tool_call(call, f"{where}.tool_calls[{i}]", warnings) for i, call in enumerate(message.tool_calls)]
+        out["tool_calls"] = [
+            _tool_call(call, f"{where}.tool_calls[{i}]", warnings) for i, call in enumerate(message.tool_calls)
+        ]
     return out
 
 
@@ -317,7 +319,9 @@ def _format(fmt: JsonSchemaFormat | str, warnings: list[CallWarning]) -> Any:
             )
         if not fmt.strict:
             warnings.append(
-                CallWarning("response_format.strict", "Ollama always enforces the schema (grammar); strict=False ignored")
+                CallWarning(
+                    "response_format.strict", "Ollama always enforces the schema (grammar); strict=False ignored"
+                )
             )
         return dict(fmt.schema)
     if fmt == "json":

@@ -57,11 +57,8 @@ def error_from_payload(
         cls = error_class_for_status(status)
     if message is None:
         # Not Ollama's JSON shape (a proxy page, Go's "404 page not found"): the text is the message.
-        text = (body or "").strip()[:300]
-        if text:
-            message = text
-        else:
-            message = f"Ollama returned an error (HTTP {status})" if status else "Ollama returned an error"
+        fallback = f"Ollama returned an error (HTTP {status})" if status else "Ollama returned an error"
+        message = (body or "").strip()[:300] or fallback
     return cls(
         message,
         status=status,

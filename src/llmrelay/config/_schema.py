@@ -1,0 +1,419 @@
+"""The typed configuration and its validation.
+
+``parse_config(data, file)`` turns the dict ``tomllib`` produced into frozen dataclasses, checking every
+value and naming the file and key path of the first thing wrong (``providers.groq.base_url: not a URL``).
+Unknown keys are errors too, with the closest known key suggested, so a typo never silently does nothing.
+
+The sections::
+
+    default = "openai/gpt-4o-mini"            # the model used when a call names none
+
+    [providers.NAME]                          # one per provider you reach; NAME is used in model strings
+    type = "groq"                             # a dialect (openai, anthropic, ...), an endpoint row (groq,
+                                              # deepseek, ...), "local", or a plugin's type; default: NAME
+    base_url = "https://..."                  # overrides the row's URL
+    api_key_env = "GROQ_API_KEY"              # where the key is; a literal api_key works but is warned about
+    default_model = "llama-3.3-70b-versatile"
+    models = ["llama-3.3-70b-versatile"]      # what `llmrelay models` lists
+    headers = { "X-Team" = "research" }
+    timeouts = { connect = 5, first_byte = 60, idle = 30, total = 600 }   # seconds; false disables one
+    settings = { organization = "org-..." }   # extra keyword arguments for the provider class
+
+    [aliases]                                 # short name -> model string
+    fast = "groq/llama-3.3-70b-versatile"
+
+    [fallbacks]                               # name -> model strings tried in order (wrappers issue)
+    default = ["openai/gpt-4o-mini", "local/smollm2"]
+
+    [rate_limits.NAME]                        # per provider or model string (rate-limit issue)
+    requests_per_minute = 500
+    tokens_per_minute = 200000
+    max_concurrency = 16
+
+    [deliberations.NAME]                      # multi-model rounds (deliberation issue)
+    models = ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"]
+    judge = "openai/gpt-4o"
+    rounds = 2
+
+    [gateway]                                 # the HTTP gateway (gateway issue)
+    host = "127.0.0.1"
+    port = 8787
+    api_key_env = "LLMRELAY_GATEWAY_KEY"
+    expose = ["fast", "openai/gpt-4o-mini"]
+
+Later issues extend a section by adding fields to its dataclass and lines to its parser here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from .._provider import LlmRelayWarning
+from .._transport import Timeouts
+from ._errors import ConfigError
+
+__all__ = [
+    "Config",
+    "DeliberationConfig",
+    "GatewayConfig",
+    "ProviderConfig",
+    "RateLimitConfig",
+    "parse_config",
+]
+
+T = TypeVar("T")
+
+_SECRET_WORDS = ("key", "token", "secret", "password", "authorization", "credential")
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a header or setting name suggests its value is a credential (so it is never printed)."""
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """One ``[providers.NAME]`` table."""
+
+    name: str
+    """The name used in model strings (``NAME/model``)."""
+    type: str | None = None
+    """A dialect, an endpoint row, ``local`` or a plugin's type; ``None`` means the same as ``name``."""
+    base_url: str | None = None
+    api_key_env: str | None = None
+    """The environment variable holding the key (the row's own variables when ``None``)."""
+    api_key: str | None = field(default=None, repr=False)
+    """A literal key from the file (accepted, warned about, never printed)."""
+    default_model: str | None = None
+    models: tuple[str, ...] = ()
+    """Models to list in ``llmrelay models`` besides ``default_model``."""
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    timeouts: Timeouts | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """Extra keyword arguments for the provider class (``organization``, ``api_version``, ``model_path``...)."""
+
+    @property
+    def kind(self) -> str:
+        """The provider type this entry builds: ``type``, else the entry's own name."""
+        return self.type or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """One ``[rate_limits.NAME]`` table; ``None`` means no limit on that axis."""
+
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    max_concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliberationConfig:
+    """One ``[deliberations.NAME]`` table: models that answer in rounds, and who judges."""
+
+    models: tuple[str, ...]
+    judge: str | None = None
+    rounds: int = 1
+    system: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """The ``[gateway]`` table."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    api_key_env: str | None = None
+    """Clients must present the key held in this variable; ``None`` means no client auth."""
+    expose: tuple[str, ...] = ()
+    """Model strings or aliases the gateway serves; empty means every configured one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole ``llmrelay.toml`` (or the empty configuration when there is none)."""
+
+    path: Path | None = None
+    """The file it was read from."""
+    default: str | None = None
+    providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    """In file order."""
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    rate_limits: Mapping[str, RateLimitConfig] = field(default_factory=dict)
+    deliberations: Mapping[str, DeliberationConfig] = field(default_factory=dict)
+    gateway: GatewayConfig | None = None
+
+
+# --- validation helpers --------------------------------------------------------------------------------
+
+
+class _Checker:
+    """Type checks that raise ``ConfigError`` naming the file and key path."""
+
+    def __init__(self, file: Path | None) -> None:
+        self.file = file
+
+    def fail(self, key: str, what: str) -> ConfigError:
+        return ConfigError(what, file=self.file, key=key)
+
+    def table(self, value: object, key: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a table, got {_kind(value)}")
+        return value
+
+    def string(self, value: object, key: str, *, empty: bool = False) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a string, got {_kind(value)}")
+        if not empty and not value.strip():
+            raise self.fail(key, "expected a non-empty string")
+        return value
+
+    def strings(self, value: object, key: str, *, nonempty: bool = False) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list of strings, got {_kind(value)}")
+        if nonempty and not value:
+            raise self.fail(key, "expected at least one entry")
+        return tuple(self.string(item, f"{key}[{i}]") for i, item in enumerate(value))
+
+    def integer(self, value: object, key: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"expected an integer, got {_kind(value)}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise self.fail(key, f"expected an integer {bound}, got {value}")
+        return value
+
+    def positive(self, value: object, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(key, f"expected a number, got {_kind(value)}")
+        if not math.isfinite(value) or value <= 0:
+            raise self.fail(key, f"expected a positive number, got {value}")
+        return float(value)
+
+    def url(self, value: object, key: str) -> str:
+        text = self.string(value, key)
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise self.fail(key, f"not a URL (expected http://host[:port]/path or https://...), got {text!r}")
+        return text
+
+    def env_name(self, value: object, key: str) -> str:
+        name = self.string(value, key)
+        if not name.replace("_", "").isalnum() or name[0].isdigit():
+            raise self.fail(key, f"not an environment variable name (expected e.g. MY_API_KEY), got {name!r}")
+        return name
+
+    def model_string(self, value: object, key: str) -> str:
+        text = self.string(value, key).strip()
+        if text.startswith("/") or any(ch.isspace() for ch in text):
+            raise self.fail(key, f"expected a model string like 'openai/gpt-4o-mini' or an alias, got {text!r}")
+        return text
+
+    def keys(self, table: Mapping[str, Any], key: str, known: tuple[str, ...]) -> None:
+        for name in table:
+            if name not in known:
+                where = f"{key}.{name}" if key else name
+                raise self.fail(where, f"unknown key{_suggest(name, known)}; expected one of: {', '.join(known)}")
+
+
+def _kind(value: object) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def suggest(word: str, choices: Any) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or the empty string."""
+    return _suggest(word, choices)
+
+
+# --- sections ------------------------------------------------------------------------------------------
+
+_TOP_KEYS = ("default", "providers", "aliases", "fallbacks", "rate_limits", "deliberations", "gateway")
+_PROVIDER_KEYS = (
+    "type",
+    "dialect",
+    "base_url",
+    "api_key_env",
+    "api_key",
+    "default_model",
+    "models",
+    "headers",
+    "timeouts",
+    "settings",
+)
+_TIMEOUT_KEYS = ("connect", "first_byte", "idle", "total")
+
+
+def _provider(c: _Checker, name: str, raw: object) -> ProviderConfig:
+    key = f"providers.{name}"
+    if "/" in name or not name.strip():
+        raise c.fail(
+            key, "a provider name must be non-empty and contain no '/' (it is the first part of model strings)"
+        )
+    table = c.table(raw, key)
+    c.keys(table, key, _PROVIDER_KEYS)
+    if "type" in table and "dialect" in table:
+        raise c.fail(f"{key}.dialect", "give either type or dialect (they mean the same), not both")
+    kind_key = "type" if "type" in table else "dialect"
+    kind = c.string(table[kind_key], f"{key}.{kind_key}") if kind_key in table else None
+    base_url = c.url(table["base_url"], f"{key}.base_url") if "base_url" in table else None
+    key_env = c.env_name(table["api_key_env"], f"{key}.api_key_env") if "api_key_env" in table else None
+    api_key = c.string(table["api_key"], f"{key}.api_key") if "api_key" in table else None
+    if api_key is not None:
+        where = f"{c.file}: " if c.file else ""
+        warnings.warn(
+            f"{where}{key}.api_key: an API key written in the configuration file; "
+            f'prefer api_key_env = "SOME_VAR" so the key stays out of the file',
+            LlmRelayWarning,
+            stacklevel=2,
+        )
+    default_model = c.string(table["default_model"], f"{key}.default_model") if "default_model" in table else None
+    models = c.strings(table["models"], f"{key}.models") if "models" in table else ()
+    headers: dict[str, str] = {}
+    if "headers" in table:
+        for hname, hvalue in c.table(table["headers"], f"{key}.headers").items():
+            headers[hname] = c.string(hvalue, f"{key}.headers.{hname}", empty=True)
+    timeouts = _timeouts(c, table["timeouts"], f"{key}.timeouts") if "timeouts" in table else None
+    settings = dict(c.table(table["settings"], f"{key}.settings")) if "settings" in table else {}
+    return ProviderConfig(
+        name=name,
+        type=kind,
+        base_url=base_url,
+        api_key_env=key_env,
+        api_key=api_key,
+        default_model=default_model,
+        models=models,
+        headers=headers,
+        timeouts=timeouts,
+        settings=settings,
+    )
+
+
+def _timeouts(c: _Checker, raw: object, key: str) -> Timeouts:
+    table = c.table(raw, key)
+    c.keys(table, key, _TIMEOUT_KEYS)
+    base = Timeouts()
+    values: dict[str, float | None] = {}
+    for name in _TIMEOUT_KEYS:
+        if name not in table:
+            values[name] = getattr(base, name)
+        elif table[name] is False:
+            values[name] = None
+        else:
+            values[name] = c.positive(table[name], f"{key}.{name}")
+    return Timeouts(**values)
+
+
+def _aliases(c: _Checker, raw: object) -> dict[str, str]:
+    table = c.table(raw, "aliases")
+    aliases = {name: c.model_string(target, f"aliases.{name}") for name, target in table.items()}
+    for start in aliases:
+        seen = [start]
+        target = aliases[start]
+        while target in aliases:
+            if target in seen:
+                chain = " -> ".join([*seen, target])
+                raise c.fail(f"aliases.{start}", f"alias cycle: {chain}")
+            seen.append(target)
+            target = aliases[target]
+    return aliases
+
+
+def _fallbacks(c: _Checker, raw: object) -> dict[str, tuple[str, ...]]:
+    table = c.table(raw, "fallbacks")
+    out: dict[str, tuple[str, ...]] = {}
+    for name, chain in table.items():
+        models = c.strings(chain, f"fallbacks.{name}", nonempty=True)
+        out[name] = tuple(c.model_string(m, f"fallbacks.{name}[{i}]") for i, m in enumerate(models))
+    return out
+
+
+def _rate_limits(c: _Checker, raw: object) -> dict[str, RateLimitConfig]:
+    known = ("requests_per_minute", "tokens_per_minute", "max_concurrency")
+    out: dict[str, RateLimitConfig] = {}
+    for name, value in c.table(raw, "rate_limits").items():
+        key = f"rate_limits.{name}"
+        table = c.table(value, key)
+        c.keys(table, key, known)
+        if not table:
+            raise c.fail(key, f"expected at least one of: {', '.join(known)}")
+        out[name] = RateLimitConfig(
+            requests_per_minute=_opt(table, "requests_per_minute", lambda v, k: c.positive(v, k), key),
+            tokens_per_minute=_opt(table, "tokens_per_minute", lambda v, k: c.positive(v, k), key),
+            max_concurrency=_opt(table, "max_concurrency", lambda v, k: c.integer(v, k), key),
+        )
+    return out
+
+
+def _deliberations(c: _Checker, raw: object) -> dict[str, DeliberationConfig]:
+    known = ("models", "judge", "rounds", "system")
+    out: dict[str, DeliberationConfig] = {}
+    for name, value in c.table(raw, "deliberations").items():
+        key = f"deliberations.{name}"
+        table = c.table(value, key)
+        c.keys(table, key, known)
+        if "models" not in table:
+            raise c.fail(f"{key}.models", "missing; expected a list of model strings")
+        out[name] = DeliberationConfig(
+            models=tuple(
+                c.model_string(m, f"{key}.models[{i}]")
+                for i, m in enumerate(c.strings(table["models"], f"{key}.models", nonempty=True))
+            ),
+            judge=_opt(table, "judge", c.model_string, key),
+            rounds=_opt(table, "rounds", lambda v, k: c.integer(v, k, maximum=100), key) or 1,
+            system=_opt(table, "system", c.string, key),
+        )
+    return out
+
+
+def _gateway(c: _Checker, raw: object) -> GatewayConfig:
+    known = ("host", "port", "api_key_env", "expose")
+    table = c.table(raw, "gateway")
+    c.keys(table, "gateway", known)
+    return GatewayConfig(
+        host=_opt(table, "host", c.string, "gateway") or "127.0.0.1",
+        port=_opt(table, "port", lambda v, k: c.integer(v, k, minimum=0, maximum=65535), "gateway") or 8787,
+        api_key_env=_opt(table, "api_key_env", c.env_name, "gateway"),
+        expose=_opt(table, "expose", c.strings, "gateway") or (),
+    )
+
+
+def _opt(table: Mapping[str, Any], name: str, check: Callable[[object, str], T], key: str) -> T | None:
+    return check(table[name], f"{key}.{name}") if name in table else None
+
+
+def parse_config(data: Mapping[str, Any], file: str | Path | None = None) -> Config:
+    """Validate a parsed TOML document and build the ``Config``; raises ``ConfigError`` on the first fault."""
+    path = Path(file) if file is not None else None
+    c = _Checker(path)
+    c.keys(data, "", _TOP_KEYS)
+    default = c.model_string(data["default"], "default") if "default" in data else None
+    providers = {name: _provider(c, name, raw) for name, raw in c.table(data.get("providers", {}), "providers").items()}
+    aliases = _aliases(c, data["aliases"]) if "aliases" in data else {}
+    clash = sorted(set(aliases) & set(providers))
+    if clash:
+        raise c.fail(f"aliases.{clash[0]}", "an alias cannot have the name of a configured provider")
+    return Config(
+        path=path,
+        default=default,
+        providers=providers,
+        aliases=aliases,
+        fallbacks=_fallbacks(c, data["fallbacks"]) if "fallbacks" in data else {},
+        rate_limits=_rate_limits(c, data["rate_limits"]) if "rate_limits" in data else {},
+        deliberations=_deliberations(c, data["deliberations"]) if "deliberations" in data else {},
+        gateway=_gateway(c, data["gateway"]) if "gateway" in data else None,
+    )
