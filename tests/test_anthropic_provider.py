@@ -32,6 +32,7 @@ from llmrelay import (
 )
 from llmrelay.testing import FakeUpstream, Reply
 from llmrelay.testing.anthropic_kit import KIT, sse_events
+
 from wire_helpers import FIXTURES, check_stream_laws
 
 KEY = "sk-ant-api03-SECRETSECRETSECRET1234"

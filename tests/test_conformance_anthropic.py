@@ -13,8 +13,6 @@ from hypothesis import strategies as st
 
 from llmrelay import (
     AuthError,
-    ReasoningDelta,
-    ReasoningPart,
     ChatResponse,
     Done,
     FinishReason,
@@ -38,6 +36,7 @@ from llmrelay import (
 )
 from llmrelay.testing.anthropic_kit import KIT, sse_events
 from llmrelay.wire.anthropic import AnthropicDialect, AnthropicStreamDecoder, decode_body, decode_error
+
 from wire_helpers import (
     Transcript,
     assert_matches_expected,

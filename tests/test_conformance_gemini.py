@@ -9,6 +9,12 @@ import dataclasses
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from llmrelay import ChatResponse, Done, ProtocolError, fold
+from llmrelay.testing.gemini_kit import KIT
+from llmrelay.testing.upstream import Reply
+from llmrelay.wire.gemini import GeminiDialect, GeminiStreamDecoder, decode_body
+
 from wire_helpers import (
     Transcript,
     assert_matches_expected,
@@ -19,11 +25,6 @@ from wire_helpers import (
     split_bytes,
     transcripts,
 )
-
-from llmrelay import ChatResponse, Done, ProtocolError, fold
-from llmrelay.testing.gemini_kit import KIT
-from llmrelay.testing.upstream import Reply
-from llmrelay.wire.gemini import GeminiDialect, GeminiStreamDecoder, decode_body
 
 CASES = transcripts(["gemini"])
 DIALECT = GeminiDialect()
@@ -81,7 +82,8 @@ _JSONISH = st.sampled_from(
         b'data: {"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL"}]}\n\n',
         b'data: {"promptFeedback": {"blockReason": "SAFETY"}}\n\n',
         b'{\n  "error": {"code": 503, "status": "UNAVAILABLE"}\n}\n',
-        b'data: {"candidates": [{"content": {"parts": [{"thought": true, "text": "t", "thoughtSignature": "s"}]}}]}\n\n',
+        b'data: {"candidates": [{"content": {"parts": [{"thought": true, "text": "t", "thoughtSignature": "s"}]}}]}'
+        b"\n\n",
         b"data: [1, 2]\n\n",
         b"data: {\n\n",
         b"garbage: line\n",

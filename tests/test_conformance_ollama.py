@@ -6,6 +6,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from llmrelay import ModelNotFoundError
+from llmrelay.wire.ollama import OllamaDialect
+
 from wire_helpers import (
     Transcript,
     assert_matches_expected,
@@ -14,9 +18,6 @@ from wire_helpers import (
     split_bytes,
     transcripts,
 )
-
-from llmrelay import ModelNotFoundError
-from llmrelay.wire.ollama import OllamaDialect
 
 CASES = transcripts(["ollama"])
 

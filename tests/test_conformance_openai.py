@@ -6,16 +6,17 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from llmrelay.wire.openai_chat import OpenAIChatDialect
+
 from wire_helpers import (
     Transcript,
     assert_matches_expected,
     decode_transcript,
-    split_bytes,
     split_at,
+    split_bytes,
     transcripts,
 )
-
-from llmrelay.wire.openai_chat import OpenAIChatDialect
 
 OPENAI_FAMILY = ("openai", "azure", "groq", "deepseek", "dashscope", "openrouter", "vllm", "llamacpp")
 CASES = transcripts(OPENAI_FAMILY)

@@ -4,7 +4,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from wire_helpers import check_stream_laws
 
 from llmrelay import (
     ChatRequest,
@@ -20,6 +19,8 @@ from llmrelay import (
     Usage,
 )
 from llmrelay.testing import FunctionProvider, ScriptedProvider
+
+from wire_helpers import check_stream_laws
 
 REQ = ChatRequest(messages=[Message.user("hi")])
 

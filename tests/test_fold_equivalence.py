@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from wire_helpers import check_stream_laws, feed_all
 
 from llmrelay import ChatResponse, fold
 from llmrelay.testing.openai_kit import KIT
 from llmrelay.testing.upstream import Reply
 from llmrelay.wire.openai_chat import OpenAIChatStreamDecoder, decode_body
+
+from wire_helpers import check_stream_laws, feed_all
 
 
 def _body(reply: Reply) -> bytes:

@@ -103,7 +103,9 @@ def test_images() -> None:
                         TextPart("what is this?"),
                         ImagePart(data="aGVsbG8=", media_type="image/png"),
                         ImagePart(url="data:image/jpeg;base64,/9j/4AAQ"),
-                        ImagePart(url="https://generativelanguage.googleapis.com/v1beta/files/abc", media_type="image/png"),
+                        ImagePart(
+                            url="https://generativelanguage.googleapis.com/v1beta/files/abc", media_type="image/png"
+                        ),
                         ImagePart(url="gs://bucket/cat.jpg"),
                     ]
                 )
@@ -115,7 +117,12 @@ def test_images() -> None:
         {"text": "what is this?"},
         {"inlineData": {"mimeType": "image/png", "data": "aGVsbG8="}},
         {"inlineData": {"mimeType": "image/jpeg", "data": "/9j/4AAQ"}},
-        {"fileData": {"fileUri": "https://generativelanguage.googleapis.com/v1beta/files/abc", "mimeType": "image/png"}},
+        {
+            "fileData": {
+                "fileUri": "https://generativelanguage.googleapis.com/v1beta/files/abc",
+                "mimeType": "image/png",
+            }
+        },
         {"fileData": {"fileUri": "gs://bucket/cat.jpg"}},
     ]
 
@@ -123,7 +130,11 @@ def test_images() -> None:
 def test_image_detail_and_non_base64_data_urls_are_warned() -> None:
     body, warnings = encode(
         ChatRequest(
-            messages=[Message.user([ImagePart(url="https://x/y.png", detail="low"), ImagePart(url="data:image/svg+xml,<svg/>")])]
+            messages=[
+                Message.user(
+                    [ImagePart(url="https://x/y.png", detail="low"), ImagePart(url="data:image/svg+xml,<svg/>")]
+                )
+            ]
         )
     )
     assert body["contents"][0]["parts"] == [{"fileData": {"fileUri": "https://x/y.png"}}]
@@ -240,7 +251,6 @@ def test_a_signature_without_calls_goes_on_the_last_text_part() -> None:
 
 
 def test_a_decoded_reply_round_trips_its_signature() -> None:
-    from llmrelay.testing.gemini_kit import KIT  # noqa: F401  (the same wire the provider tests use)
     from llmrelay.wire.gemini import decode_body
 
     body = (
@@ -310,7 +320,12 @@ def test_things_the_dialect_cannot_send_are_warned() -> None:
             messages=[
                 Message(role=Role.SYSTEM, content=[TextPart("s"), ImagePart(url="https://x/y.png")]),
                 Message.user([ReasoningPart("thought")]),
-                Message(role=Role.TOOL, content=[TextPart("r"), ImagePart(url="https://x/z.png")], tool_call_id="t", name="f"),
+                Message(
+                    role=Role.TOOL,
+                    content=[TextPart("r"), ImagePart(url="https://x/z.png")],
+                    tool_call_id="t",
+                    name="f",
+                ),
             ],
             provider_options={"gemini": {"candidateCount": 3}},
         )

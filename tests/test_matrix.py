@@ -11,7 +11,6 @@ import pkgutil
 from typing import Any
 
 import pytest
-from wire_helpers import check_stream_laws
 
 import llmrelay.testing
 from llmrelay import (
@@ -32,6 +31,8 @@ from llmrelay import (
 )
 from llmrelay.testing import FakeUpstream, Reply
 from llmrelay.testing.kit import DialectKit
+
+from wire_helpers import check_stream_laws
 
 
 def _kits() -> list[DialectKit]:

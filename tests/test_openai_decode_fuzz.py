@@ -7,10 +7,11 @@ import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wire_helpers import check_stream_laws, feed_all
 
 from llmrelay import Done, LlmError, ProtocolError
 from llmrelay.wire.openai_chat import OpenAIChatStreamDecoder, events_from_body
+
+from wire_helpers import check_stream_laws, feed_all
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),

@@ -6,7 +6,6 @@ import asyncio
 import json
 
 import pytest
-from wire_helpers import FIXTURES, check_stream_laws
 
 from llmrelay import (
     AuthError,
@@ -32,6 +31,8 @@ from llmrelay import (
     ToolDef,
 )
 from llmrelay.testing import FakeUpstream, Reply
+
+from wire_helpers import FIXTURES, check_stream_laws
 
 KEY = "sk-test-SECRETSECRETSECRET1234"
 REQ = ChatRequest(messages=[Message.user("Hello")])
@@ -311,9 +312,8 @@ async def test_azure_url_and_api_key_header(upstream: FakeUpstream) -> None:
     upstream.add(Reply.transcript(FIXTURES, "azure_chat_stream_prompt_filter"))
     async with AzureOpenAIProvider(
         "my-deploy", endpoint=upstream.url(), api_key="azure-key-123456", api_version="2024-10-21"
-    ) as p:
-        async with p.chat_stream(REQ) as stream:
-            response = await stream.until_done()
+    ) as p, p.chat_stream(REQ) as stream:
+        response = await stream.until_done()
     assert response.text == "Hallo Welt!"
     sent = upstream.requests[0]
     assert sent.path == "/openai/deployments/my-deploy/chat/completions"

@@ -43,3 +43,10 @@ def test_types_are_frozen_and_comparable() -> None:
         m.content = "x"  # type: ignore[misc]
     assert llmrelay.Usage(1, 2).total_tokens == 3
     assert llmrelay.Usage().cache_read_tokens is None
+
+
+def test_http_request_repr_hides_credentials() -> None:
+    from llmrelay import HttpRequest
+
+    r = HttpRequest("POST", "https://x/v1", {"authorization": "Bearer sk-secret-123456789"}, b'{"k": 1}')
+    assert "sk-secret" not in repr(r)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wire_helpers import split_at, split_bytes
 
 from llmrelay.wire.ndjson import NdjsonDecoder, NdjsonError
 from llmrelay.wire.sse import SseDecoder, SseEvent, SseLineTooLong
+
+from wire_helpers import split_at, split_bytes
 
 
 def decode(data: bytes, pieces: list[bytes] | None = None) -> list[SseEvent]:

@@ -68,8 +68,9 @@ class HttpRequest:
 
     method: str
     url: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes | None = None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Carries credentials: kept out of ``repr``."""
+    body: bytes | None = field(default=None, repr=False)
 
 
 class HttpResponse(ABC):

@@ -262,7 +262,8 @@ class Usage:
 
     input_tokens: int | None = None
     output_tokens: int | None = None
-    """Includes reasoning tokens where the provider counts them in the output (OpenAI)."""
+    """Includes reasoning tokens where the provider counts them in the output (OpenAI); Gemini's
+    ``candidatesTokenCount`` excludes them (they are in ``reasoning_tokens``)."""
     total_tokens: int | None = None
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None

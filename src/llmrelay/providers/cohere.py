@@ -4,8 +4,9 @@ Endpoint: ``base_url``, else ``$CO_API_URL`` (the variable Cohere's SDKs read), 
 default ``https://api.cohere.com``; chat is ``POST /v2/chat``.
 
 Auth: ``Authorization: Bearer <key>`` (https://docs.cohere.com/reference/about). The key is ``api_key``,
-else ``$CO_API_KEY`` (the SDKs' variable), else ``$COHERE_API_KEY``; a key is required. ``client_name``
-is sent as ``X-Client-Name`` (Cohere's optional attribution header).
+else ``$CO_API_KEY`` (the SDKs' variable), else ``$COHERE_API_KEY``. It is required for the public API;
+a custom ``base_url`` (a private deployment, a proxy) may have none unless ``require_api_key=True``.
+``client_name`` is sent as ``X-Client-Name`` (Cohere's optional attribution header).
 """
 
 from __future__ import annotations
@@ -46,12 +47,14 @@ class CohereProvider(HttpProvider):
         transport: Transport | None = None,
         name: str = "cohere",
         client_name: str | None = None,
+        require_api_key: bool | None = None,
     ) -> None:
         url = base_url or os.environ.get("CO_API_URL") or COHERE_BASE_URL
+        required = url.rstrip("/") == COHERE_BASE_URL if require_api_key is None else require_api_key
         key = require_key(api_key, api_key_env, name, required=False) or require_key(
             None, _FALLBACK_KEY_ENV, name, required=False
         )
-        if not key:
+        if not key and required:
             where = f"set {api_key_env} (or {_FALLBACK_KEY_ENV})" if api_key_env else f"set {_FALLBACK_KEY_ENV}"
             raise MissingApiKey(f"no API key for {name}: {where} or pass api_key=", provider=name)
         super().__init__(
@@ -76,7 +79,7 @@ class CohereProvider(HttpProvider):
         return f"{self.base_url}{encoded.path or CHAT_PATH}"
 
     def _auth_headers(self) -> dict[str, str]:
-        headers = {"authorization": f"Bearer {self._api_key}"}
+        headers = {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         if self._client_name:
             headers["x-client-name"] = self._client_name
         return headers

@@ -25,6 +25,7 @@ How a call runs:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -188,10 +189,8 @@ class _Job:
             self.finished.set_result(None)
 
     def mark_finished(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self._set_finished)
-        except RuntimeError:
-            pass
 
 
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
@@ -245,10 +244,8 @@ def _run(llama: Any, kwargs: dict[str, Any], job: _Job, model: str) -> None:
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
-            try:
+            with contextlib.suppress(_Cancelled):
                 close()
-            except _Cancelled:
-                pass
     usage = Usage(input_tokens=job.prompt_tokens, output_tokens=job.completion_tokens)
     finish = _FINISH.get(finish_raw or "", FinishReason.OTHER)
     job.push([Done(finish_reason=finish, finish_reason_raw=finish_raw, usage=usage, model=model)])
@@ -332,7 +329,8 @@ class LocalProvider(Provider):
         seed: int | None = None,
     ) -> None:
         self.name = name
-        self.model = model or (str(model_path) if model_path is not None else "smollm2")
+        self._default = model or (str(model_path) if model_path is not None else "smollm2")
+        self.model: str | None = self._default
         self._models = {key: Path(value).expanduser() for key, value in (models or {}).items()}
         self._n_ctx = n_ctx
         self._n_threads = n_threads
@@ -348,13 +346,13 @@ class LocalProvider(Provider):
 
     async def list_models(self) -> list[ModelInfo]:
         names = [*BUILTIN_MODELS, *self._models]
-        if self.model not in names:
-            names.append(self.model)
+        if self._default not in names:
+            names.append(self._default)
         return [ModelInfo(id=name, provider=self.name, owned_by="local") for name in names]
 
     def model_file(self, model: str | None = None) -> Path:
         """The GGUF file that ``model`` (default: this provider's) names."""
-        name = model or self.model
+        name = model or self._default
         if name in self._models:
             path = self._models[name]
         elif name in BUILTIN_MODELS:
@@ -404,7 +402,7 @@ class LocalProvider(Provider):
         return kwargs
 
     def chat_stream(self, request: ChatRequest) -> ChatStream:
-        model = request.model or self.model
+        model = request.model or self._default
         kwargs = self._kwargs(request)
 
         async def open_source() -> _LocalSource:

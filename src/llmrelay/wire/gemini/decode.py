@@ -36,8 +36,8 @@ can arrive inside a 200 stream, as a ``data:`` event with a top-level ``error``,
 that are not SSE-framed at all (the API writes a pretty-printed ``{"error": ...}`` after the events when
 the model becomes overloaded mid-stream). The SSE decoder collects such lines (``keep_stray_lines``); a
 line starting with ``{`` or ``[`` opens a buffer that is parsed when the braces close (a buffered object
-that is not an error is decoded like an event). Events and stray lines are handled in wire order. Any error ends the stream with ``Done(finish_reason=ERROR)``,
-whatever ``finishReason`` came before.
+that is not an error is decoded like an event). Events and stray lines are handled in wire order. Any
+error ends the stream with ``Done(finish_reason=ERROR)``, whatever ``finishReason`` came before.
 
 A non-streaming body is turned into the same events and folded, so both paths share one accumulator.
 """
@@ -61,8 +61,10 @@ from .maps import FAILED_GENERATION, map_finish_reason, parse_usage
 __all__ = ["GeminiStreamDecoder", "decode_body", "events_from_body"]
 
 _MAX_RAW_JSON = 1024 * 1024
-# A line that is not an SSE field, a comment or blank (it may also be the tail of a line begun in an
-# earlier read; that only costs the slower path).
+_COUNTS = frozenset(
+    {"promptTokenCount", "candidatesTokenCount", "totalTokenCount", "cachedContentTokenCount", "thoughtsTokenCount"}
+)
+# The start of a line that is not an SSE field, a comment or blank.
 _NON_FIELD_LINE = re.compile(rb"(?m)^(?!data:|:|event:|id:|retry:|\r|$)")
 
 
@@ -176,7 +178,7 @@ class _PartialCall:
 class _Decoder:
     """Maps ``GenerateContentResponse`` objects onto ``StreamState``; shared by streams and bodies."""
 
-    __slots__ = ("block_reason", "finish_seen", "partial", "saw_candidate", "state")
+    __slots__ = ("block_reason", "finish_seen", "partial", "saw_candidate", "state", "usage")
 
     def __init__(self) -> None:
         self.state = StreamState(map_finish_reason)
@@ -184,6 +186,8 @@ class _Decoder:
         self.saw_candidate = False
         self.block_reason: str | None = None
         self.partial: _PartialCall | None = None
+        self.usage: dict[str, Any] | None = None
+        """The last ``usageMetadata`` with token counts, parsed once at the end."""
 
     # --- one response object -------------------------------------------------------------------------
 
@@ -199,9 +203,9 @@ class _Decoder:
         if not isinstance(payload, dict):
             self.fail(ProtocolError(f"a response object is not a JSON object: {raw[:120]!r}"))
             return
-        usage = parse_usage(payload.get("usageMetadata"))
-        if usage is not None:
-            state.usage = usage
+        usage = payload.get("usageMetadata")
+        if isinstance(usage, dict) and not _COUNTS.isdisjoint(usage):
+            self.usage = usage
         if payload.get("error"):
             self.fail(error_from_payload(payload, body=raw))
             return
@@ -306,6 +310,7 @@ class _Decoder:
     def fail(self, error: LlmError) -> None:
         if not self.state.finished:
             self._abort_partial()
+            self.state.usage = parse_usage(self.usage)
             self.state.fail(error)
 
     def finish(self) -> None:
@@ -313,6 +318,7 @@ class _Decoder:
         state = self.state
         if state.finished:
             return
+        state.usage = parse_usage(self.usage)
         raw = state.finish_raw
         if raw is None and self.block_reason is not None:
             state.finish_raw = self.block_reason
@@ -332,21 +338,29 @@ class _Decoder:
 class GeminiStreamDecoder:
     """Incremental decoder of one ``streamGenerateContent?alt=sse`` body."""
 
-    __slots__ = ("_d", "_raw", "_raw_size", "_sse")
+    __slots__ = ("_d", "_line_head", "_raw", "_raw_size", "_sse")
 
     def __init__(self) -> None:
         self._sse = SseDecoder(keep_stray_lines=True)
         self._d = _Decoder()
         self._raw: list[str] = []
         self._raw_size = 0
+        self._line_head = b""
 
     def feed(self, data: bytes) -> list[StreamEvent]:
         d = self._d
         if d.state.finished:
             return []
         # The SSE decoder reports stray lines apart from events, so a read that may hold both is fed one
-        # line at a time to keep their order; reads of plain SSE fields (nearly all) go in whole.
-        pieces = data.splitlines(keepends=True) if self._raw or _NON_FIELD_LINE.search(data) else (data,)
+        # line at a time to keep their order; reads of plain SSE fields (nearly all) go in whole. The scan
+        # starts with the head of a line an earlier read left unfinished, so a read that begins in the
+        # middle of a line is judged by that line's real start.
+        head = self._line_head
+        scan = head + data if head else data
+        split = bool(self._raw) or _NON_FIELD_LINE.search(scan) is not None
+        last = max(data.rfind(b"\n"), data.rfind(b"\r"))
+        self._line_head = scan[:6] if last < 0 else data[last + 1 : last + 7]
+        pieces = data.splitlines(keepends=True) if split else (data,)
         for piece in pieces:
             try:
                 events = self._sse.feed(piece)

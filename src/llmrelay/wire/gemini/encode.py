@@ -34,8 +34,9 @@ The model and the method are in the URL path (``models/{model}:generateContent``
 - ``temperature``, ``max_tokens`` (``maxOutputTokens``), ``top_p`` (``topP``), ``stop``
   (``stopSequences``), ``seed`` -> ``generationConfig`` (https://ai.google.dev/api/generate-content#generationconfig);
 - ``response_format``: a schema -> ``responseMimeType: application/json`` + ``responseJsonSchema`` (JSON
-  Schema, https://ai.google.dev/gemini-api/docs/structured-output); ``"json"`` -> ``application/json``;
-  ``"text"`` -> ``text/plain``;
+  Schema, https://ai.google.dev/gemini-api/docs/structured-output; ``description`` goes into the schema's
+  root unless it has one; ``name`` and ``strict=False`` cannot be expressed, warning);
+  ``"json"`` -> ``application/json``; ``"text"`` -> ``text/plain``;
 - ``provider_options["gemini"]`` is merged into the body last, recursively for objects; ``tools`` lists
   are appended (so ``{"tools": [{"googleSearch": {}}]}`` adds a built-in tool). Keys that are
   ``generationConfig`` fields (``thinkingConfig``, ``topK``, ``candidateCount``, ...) may be given at the
@@ -159,7 +160,8 @@ def encode_request(
         moved = {k: options.pop(k) for k in list(options) if k in GENERATION_CONFIG_FIELDS}
         if moved:
             options["generationConfig"] = _merge(moved, options.get("generationConfig") or {})
-        count = options.get("generationConfig", {}).get("candidateCount")
+        config_options = options.get("generationConfig")
+        count = config_options.get("candidateCount") if isinstance(config_options, Mapping) else None
         if isinstance(count, int) and count > 1:
             warnings.append(
                 CallWarning(

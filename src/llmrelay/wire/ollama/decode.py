@@ -103,14 +103,21 @@ class OllamaStreamDecoder:
 
     def feed(self, data: bytes) -> list[StreamEvent]:
         state = self._state
-        if state.finished:
-            return []
-        try:
-            objects = self._ndjson.feed(data)
-        except NdjsonError as exc:
-            state.fail(ProtocolError(str(exc)))
-            return state.take()
-        self._apply(objects)
+        # Line by line, so the objects before a malformed line are applied before the error, whatever
+        # the read boundaries were (a whole body and a byte-by-byte feed decode to the same events).
+        start = 0
+        while not state.finished:
+            end = data.find(b"\n", start)
+            piece = data[start:] if end < 0 else data[start : end + 1]
+            try:
+                objects = self._ndjson.feed(piece)
+            except NdjsonError as exc:
+                state.fail(ProtocolError(str(exc)))
+                break
+            self._apply(objects)
+            if end < 0:
+                break
+            start = end + 1
         return state.take()
 
     def close(self) -> list[StreamEvent]:

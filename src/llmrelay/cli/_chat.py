@@ -1,0 +1,149 @@
+"""``llmrelay chat``: stream one answer to stdout, usage to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import mimetypes
+import sys
+from pathlib import Path
+
+from .._errors import LlmError
+from .._events import Done, TextDelta
+from .._types import FinishReason, ImagePart
+from ..api import build_request, open_provider
+from . import EXIT_OK, UsageError, describe_error
+from ._format import event_json, usage_line
+
+__all__ = ["run_chat"]
+
+
+def _prompt(args: argparse.Namespace) -> str:
+    text = " ".join(args.prompt).strip()
+    piped = ""
+    stdin = sys.stdin
+    if stdin is not None and not stdin.isatty():
+        piped = stdin.read().strip()
+    if text and piped:
+        return f"{text}\n\n{piped}"
+    if text or piped:
+        return text or piped
+    raise UsageError('no prompt: give one as an argument (llmrelay chat "Hello") or pipe it on stdin')
+
+
+def _image(spec: str) -> ImagePart:
+    if spec.startswith(("http://", "https://", "data:")):
+        return ImagePart(url=spec)
+    path = Path(spec).expanduser()
+    media_type = mimetypes.guess_type(path.name)[0]
+    if media_type is None or not media_type.startswith("image/"):
+        raise UsageError(f"--image {spec}: not an image file (expected .png, .jpg, .gif or .webp)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--image {spec}: cannot read it: {exc.strerror or exc}") from None
+    return ImagePart.from_bytes(data, media_type)
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    prompt = _prompt(args)
+    images = [_image(spec) for spec in args.image]
+    return asyncio.run(_guarded(args, prompt, images))
+
+
+async def _guarded(args: argparse.Namespace, prompt: str, images: list[ImagePart]) -> int:
+    try:
+        return await _chat(args, prompt, images)
+    except LlmError as exc:
+        return _fail(exc, bool(args.json))
+
+
+async def _chat(args: argparse.Namespace, prompt: str, images: list[ImagePart]) -> int:
+    out = sys.stdout
+    as_json = bool(args.json)
+    async with open_provider(args.model, config=getattr(args, "config", None)) as (provider, ref):
+        request = build_request(
+            prompt,
+            model=ref.model,
+            system=args.system,
+            images=images,
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
+            stop=args.stop or None,
+        )
+        label = f"{ref.provider}/{ref.model or provider.model or '(default)'}"
+        if args.no_stream:
+            reply = await provider.chat(request)
+            if as_json:
+                for event in _events_of(reply):
+                    out.write(event + "\n")
+            else:
+                out.write(reply.text if reply.text.endswith("\n") or not reply.text else reply.text + "\n")
+            out.flush()
+            _report(label, reply.usage, reply.finish_reason, reply.finish_reason_raw)
+            return EXIT_OK
+        done: Done | None = None
+        ends_with_newline = True
+        try:
+            async with provider.chat_stream(request) as stream:
+                async for event in stream:
+                    if as_json:
+                        out.write(event_json(event) + "\n")
+                        out.flush()
+                    elif type(event) is TextDelta and event.text:
+                        out.write(event.text)
+                        out.flush()
+                        ends_with_newline = event.text.endswith("\n")
+                    if type(event) is Done:
+                        done = event
+        except LlmError as exc:
+            if not as_json and not ends_with_newline:
+                out.write("\n")
+            return _fail(exc, as_json)
+        if not as_json and not ends_with_newline:
+            out.write("\n")
+            out.flush()
+        if done is not None:
+            _report(label, done.usage, done.finish_reason, done.finish_reason_raw)
+        return EXIT_OK
+
+
+def _report(label: str, usage: object, finish: FinishReason, raw: str | None) -> None:
+    from .._types import Usage
+
+    print(usage_line(label, usage if isinstance(usage, Usage) else None, finish.value), file=sys.stderr)
+    if finish is FinishReason.LENGTH:
+        print("llmrelay: the answer was cut at the token limit (raise --max-tokens for more)", file=sys.stderr)
+
+
+def _fail(exc: LlmError, as_json: bool) -> int:
+    code, line = describe_error(exc)
+    if as_json:
+        import json
+
+        error = {"type": "error", "kind": exc.kind, "message": str(exc), "exit_code": code}
+        sys.stdout.write(json.dumps(error, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    print(line, file=sys.stderr)
+    return code
+
+
+def _events_of(reply: object) -> list[str]:
+    """The JSON lines of a non-streamed reply: its text, tool calls and a final ``done``."""
+    from .._events import StreamEvent, ToolCallEnd
+    from .._types import ChatResponse
+
+    assert isinstance(reply, ChatResponse)
+    events: list[StreamEvent] = []
+    if reply.text:
+        events.append(TextDelta(reply.text))
+    events.extend(ToolCallEnd(index=i, call=call) for i, call in enumerate(reply.tool_calls))
+    events.append(
+        Done(
+            finish_reason=reply.finish_reason,
+            finish_reason_raw=reply.finish_reason_raw,
+            usage=reply.usage,
+            model=reply.model,
+        )
+    )
+    return [event_json(event) for event in events]
