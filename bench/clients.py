@@ -83,7 +83,7 @@ class _SseLines:
             if payload == b"[DONE]":
                 self.done = True
                 continue
-            obj = loads(payload)
+            obj = loads(payload.decode())
             choices = obj.get("choices")
             if choices:
                 content = choices[0]["delta"].get("content")
@@ -237,6 +237,28 @@ class LlmRelayNoEnv(LlmRelay):
         await self.transport.aclose()
 
 
+class LlmRelayPatched(LlmRelayNoEnv):
+    """Experiment: llmrelay with the proposed src/ changes applied at runtime (``bench/patches.py``)."""
+
+    name = "llmrelay-patched"
+    patches: list[str] = []
+
+    async def open(self) -> None:
+        import patches
+
+        patches.apply(self.patches)
+        if "noenv" in self.patches:
+            await super().open()
+        else:
+            await LlmRelay.open(self)
+            self.transport = None
+
+    async def close(self) -> None:
+        await self.provider.aclose()
+        if self.transport is not None:
+            await self.transport.aclose()
+
+
 class OpenAISdk(Client):
     name = "openai"
 
@@ -283,7 +305,7 @@ class OpenAISdk(Client):
         await self.client.close()
 
 
-CLIENTS: dict[str, type[Client]] = {c.name: c for c in (Floor, LlmRelay, OpenAISdk, Httpx, LlmRelayNoEnv)}
+CLIENTS: dict[str, type[Client]] = {c.name: c for c in (Floor, LlmRelay, OpenAISdk, Httpx, LlmRelayNoEnv, LlmRelayPatched)}
 
 
 async def drive(op: Callable[[], Awaitable[Result]], count: int, concurrency: int) -> list[Result]:
@@ -350,9 +372,11 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         walls: list[float] = []
         cpus: list[float] = []
         checks: list[dict[str, Any]] = []
-        for _ in range(max(1, args.repeats)):
+        for i in range(max(1, args.repeats, args.max_repeats)):
             if walls and sum(walls) > args.time_budget:
                 break  # a slow reference client: fewer samples rather than an unbounded run
+            if i >= args.repeats and (sum(walls) >= args.min_time or i >= args.max_repeats):
+                break  # enough samples: the requested repeats, and at least min_time seconds of timing
             gc.collect()
             c0 = time.process_time()
             t0 = time.perf_counter()
@@ -391,8 +415,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup-rounds", type=int, default=2)
     parser.add_argument("--time-budget", type=float, default=1e9, help="stop repeating after this many timed seconds")
+    parser.add_argument("--patches", default="noenv,read,body,json", help="for llmrelay-patched (bench/patches.py)")
+    parser.add_argument(
+        "--min-time", type=float, default=0.0, help="keep repeating (up to --max-repeats) until this many timed seconds"
+    )
+    parser.add_argument("--max-repeats", type=int, default=15)
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the whole run to FILE")
     args = parser.parse_args()
+    LlmRelayPatched.patches = [p for p in args.patches.split(",") if p]
     if args.profile:
         import cProfile
 

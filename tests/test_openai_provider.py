@@ -310,9 +310,12 @@ def test_local_server_needs_no_key(clean_env: None) -> None:
 
 async def test_azure_url_and_api_key_header(upstream: FakeUpstream) -> None:
     upstream.add(Reply.transcript(FIXTURES, "azure_chat_stream_prompt_filter"))
-    async with AzureOpenAIProvider(
-        "my-deploy", endpoint=upstream.url(), api_key="azure-key-123456", api_version="2024-10-21"
-    ) as p, p.chat_stream(REQ) as stream:
+    async with (
+        AzureOpenAIProvider(
+            "my-deploy", endpoint=upstream.url(), api_key="azure-key-123456", api_version="2024-10-21"
+        ) as p,
+        p.chat_stream(REQ) as stream,
+    ):
         response = await stream.until_done()
     assert response.text == "Hallo Welt!"
     sent = upstream.requests[0]

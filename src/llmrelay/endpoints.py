@@ -197,8 +197,8 @@ _BUILTIN: tuple[Endpoint, ...] = (
     Endpoint(
         "ollama",
         "ollama",
-        "http://localhost:11434",
-        "none",
+        None,  # OllamaProvider resolves $OLLAMA_HOST the way the ollama CLI does (default localhost:11434)
+        "bearer",  # optional: only for deployments behind an authenticating proxy
         ("OLLAMA_API_KEY",),
         key_required=False,
         docs="https://github.com/ollama/ollama/blob/main/docs/api.md",
@@ -209,6 +209,7 @@ _BUILTIN: tuple[Endpoint, ...] = (
         "https://api.cohere.com",
         "bearer",
         ("CO_API_KEY", "COHERE_API_KEY"),
+        base_url_env="CO_API_URL",
         docs="https://docs.cohere.com/reference/chat",
     ),
 )

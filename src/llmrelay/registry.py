@@ -335,14 +335,17 @@ def build_provider(
     try:
         return provider_for(row, model, **overrides)
     except MissingApiKey as exc:
-        raise exc.with_context(hint=_key_hint(entry, row)) from None
+        if exc.message.startswith("no API key"):
+            raise MissingApiKey(_key_hint(entry, row), provider=entry.name) from None
+        raise
 
 
 def _key_hint(entry: ProviderConfig, row: Endpoint) -> str:
+    where = f"api_key_env under [providers.{entry.name}] in llmrelay.toml"
     if row.key_env:
-        variables = " or ".join(f"${var}" for var in row.key_env)
-        return f"Set {variables}, or api_key_env under [providers.{entry.name}] in llmrelay.toml"
-    return f"Set api_key_env under [providers.{entry.name}] in llmrelay.toml"
+        variables = " or ".join(row.key_env)
+        return f"no API key for {entry.name}: set {variables} (or {where})"
+    return f"no API key for {entry.name}: set {where}"
 
 
 def _build_bare(entry: ProviderConfig, model: str | None, transport: Transport | None, path: Path | None) -> Provider:

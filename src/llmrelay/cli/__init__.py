@@ -32,7 +32,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 __all__ = [
     "EXIT_AUTH",
@@ -183,6 +183,8 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
             "(run again with --debug for a traceback, and please report it)"
         )
     code, hint = _classify(exc)
+    if getattr(exc, "kind", None) == "config" and getattr(exc, "file", None) is None:
+        hint = None  # about the command line (a model string), not the file
     message = _one_line(str(exc))
     if hint and hint.lower() not in message.lower():
         message = f"{message.rstrip('.')}. {hint}"
@@ -222,11 +224,18 @@ def _route_warnings() -> None:
 
     original = warnings.showwarning
 
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, *rest: Any) -> None:
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
         if issubclass(category, LlmRelayWarning):
             print(f"llmrelay: warning: {_one_line(str(message))}", file=sys.stderr)
         else:
-            original(message, category, filename, lineno, *rest)
+            original(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
 

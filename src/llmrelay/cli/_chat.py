@@ -75,8 +75,8 @@ async def _chat(args: argparse.Namespace, prompt: str, images: list[ImagePart]) 
         if args.no_stream:
             reply = await provider.chat(request)
             if as_json:
-                for event in _events_of(reply):
-                    out.write(event + "\n")
+                for line in _events_of(reply):
+                    out.write(line + "\n")
             else:
                 out.write(reply.text if reply.text.endswith("\n") or not reply.text else reply.text + "\n")
             out.flush()

@@ -3,8 +3,8 @@
 Replies are byte-exact to what an Ollama server writes: Go ``encoding/json`` layout (compact, fields in
 struct order, ``<``, ``>``, ``&``, U+2028 and U+2029 escaped, other non-ASCII raw UTF-8), one object a
 line with ``application/x-ndjson`` for streams, ``application/json; charset=utf-8`` for bodies and errors
-(gin's ``c.JSON``). Tool calls arrive whole in a ``done: false`` line, each with the ``id`` servers since
-0.12 issue, and ``done_reason`` stays ``stop`` when the model calls tools, as Ollama reports it.
+(gin's ``c.JSON``). Tool calls arrive whole in a ``done: false`` line, each with the ``id`` recent servers
+issue, and ``done_reason`` stays ``stop`` when the model calls tools, as Ollama reports it.
 
 Quota: a local Ollama has none. Ollama Cloud (ollama.com, or cloud models through a signed-in local
 server) answers **402 Payment Required** when the account's extra-usage balance is empty

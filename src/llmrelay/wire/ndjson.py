@@ -17,7 +17,14 @@ _DEFAULT_MAX_LINE = 16 * 1024 * 1024
 
 
 class NdjsonError(ValueError):
-    """A line was not a JSON value, or was longer than ``max_line``."""
+    """A line was not a JSON value, or was longer than ``max_line``.
+
+    ``values`` holds the values decoded from the same read before the bad line, so a caller can apply
+    them before failing (the result must not depend on how the bytes were split)."""
+
+    def __init__(self, message: str, values: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.values: list[Any] = values or []
 
 
 class NdjsonDecoder:
@@ -49,7 +56,15 @@ class NdjsonDecoder:
         self._pending = len(rest)
         if rest:
             self._parts = [rest]
-        return [v for line in lines if (v := self._decode(line)) is not _BLANK]
+        out: list[Any] = []
+        for line in lines:
+            try:
+                value = self._decode(line)
+            except NdjsonError as exc:
+                raise NdjsonError(str(exc), out) from None
+            if value is not _BLANK:
+                out.append(value)
+        return out
 
     def close(self) -> list[Any]:
         """End of stream: decode a last line that had no newline."""

@@ -140,15 +140,19 @@ class StreamState:
         )
         self.finished = True
 
-    def fail(self, error: LlmError) -> None:
-        """End the stream with an error: open calls are closed, ``Done`` carries the error."""
+    def fail(self, error: LlmError, raw: str | None = "error") -> None:
+        """End the stream with an error: open calls are closed, ``Done`` carries the error.
+
+        ``raw`` is the ``finish_reason_raw`` to report: ``"error"`` by default, or the provider's own value
+        when a finish reason decided it (Cohere ``ERROR``/``TIMEOUT``, Gemini ``MALFORMED_FUNCTION_CALL``).
+        """
         if self.finished:
             return
         self.end_tools()
         self.out.append(
             Done(
                 finish_reason=FinishReason.ERROR,
-                finish_reason_raw="error",
+                finish_reason_raw=raw,
                 usage=self.usage,
                 error=error,
                 model=self.model,

@@ -7,8 +7,9 @@ share no keys, so one decoder reads both. The last object has ``done: true`` wit
 token counts. What is handled:
 
 - tool calls arrive whole, never in fragments: ``{"function": {"name", "arguments": {...}}}`` with the
-  arguments as a JSON object; servers since 0.12 add an ``id``, older ones none (``id`` is then ``None``).
-  Each becomes ``ToolCallStart`` / one ``ToolCallDelta`` with its JSON / ``ToolCallEnd``;
+  arguments as a JSON object; recent servers add an ``id`` (missing from the published schema), older
+  ones none (``id`` is then ``None``). Each becomes ``ToolCallStart`` / one ``ToolCallDelta`` with its
+  JSON / ``ToolCallEnd``;
 - ``message.thinking`` / ``thinking`` (with ``think`` enabled) is reasoning;
 - an error after the stream began arrives as a line ``{"error": "..."}`` while the status stays 200
   (docs/api/errors.mdx): it ends the stream with ``Done(finish_reason=ERROR)``;
@@ -103,21 +104,16 @@ class OllamaStreamDecoder:
 
     def feed(self, data: bytes) -> list[StreamEvent]:
         state = self._state
-        # Line by line, so the objects before a malformed line are applied before the error, whatever
-        # the read boundaries were (a whole body and a byte-by-byte feed decode to the same events).
-        start = 0
-        while not state.finished:
-            end = data.find(b"\n", start)
-            piece = data[start:] if end < 0 else data[start : end + 1]
-            try:
-                objects = self._ndjson.feed(piece)
-            except NdjsonError as exc:
-                state.fail(ProtocolError(str(exc)))
-                break
-            self._apply(objects)
-            if end < 0:
-                break
-            start = end + 1
+        if state.finished:
+            return []
+        try:
+            objects = self._ndjson.feed(data)
+        except NdjsonError as exc:
+            # The objects before the malformed line still count, whatever the read boundaries were.
+            self._apply(exc.values)
+            state.fail(ProtocolError(str(exc)))
+            return state.take()
+        self._apply(objects)
         return state.take()
 
     def close(self) -> list[StreamEvent]:

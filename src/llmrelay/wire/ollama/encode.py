@@ -18,10 +18,11 @@ How each ``ChatRequest`` field travels (the test suite checks every field is enc
   URLs are dropped with a warning (Ollama does not fetch them) and ``detail`` is ignored;
 - assistant reasoning goes back as the message's ``thinking``; tool calls as
   ``{"function": {"name", "arguments": {...}}}`` (arguments are an object, not a string), with the call's
-  ``id`` when it has one (servers since 0.12 issue ids);
+  ``id`` when it has one (recent servers, 0.21 for one, issue call ids although the published schema
+  omits them);
 - tool results: ``{"role": "tool", "content", "tool_name"}``; the name is the message's ``name`` or,
-  failing that, the name of the earlier call with the same id. ``tool_call_id`` is sent too (servers that
-  issue call ids read it; older ones ignore unknown fields);
+  failing that, the name of the earlier call with the same id. ``tool_call_id`` is sent too, for the servers
+  that issue call ids (Go's JSON decoding ignores fields a server does not know);
 - every other key of ``provider_options["ollama"]`` goes into the body as is: ``think`` (``true`` /
   ``false`` / ``"low"`` ... for gpt-oss), ``keep_alive``, ``logprobs``, ``raw``, ``suffix`` ...
 
