@@ -259,6 +259,59 @@ class LlmRelayPatched(LlmRelayNoEnv):
             await self.transport.aclose()
 
 
+class TransportOnly(Floor):
+    """Experiment: llmrelay's ``AiohttpTransport`` (trust_env=False) with the floor's request/response handling."""
+
+    name = "x-transport"
+
+    async def open(self) -> None:
+        from llmrelay._transport import AiohttpTransport, HttpRequest, Timeouts
+
+        self.transport = AiohttpTransport(trust_env=False)
+        self.timeouts = Timeouts()
+        self.http_request = HttpRequest
+        await super().open()
+
+    async def complete(self, tokens: int) -> Result:
+        req = self.http_request("POST", self.url, self.h_json, _request_body(tokens, False))
+        resp = await self.transport.send(req, self.timeouts)
+        try:
+            body = await resp.read()
+        finally:
+            await resp.aclose()
+        payload = json.loads(body)
+        return payload["choices"][0]["message"]["content"], 1, payload["usage"]["completion_tokens"]
+
+    async def close(self) -> None:
+        await self.transport.aclose()
+        await super().close()
+
+
+class CodecOnly(Floor):
+    """Experiment: raw aiohttp transport with llmrelay's request building and body decoding."""
+
+    name = "x-codec"
+
+    async def open(self) -> None:
+        import llmrelay
+
+        self.llmrelay = llmrelay
+        self.provider = llmrelay.OpenAIProvider(MODEL, base_url=self.base, api_key="sk-x")
+        await super().open()
+
+    async def complete(self, tokens: int) -> Result:
+        lr = self.llmrelay
+        http_request, encoded = self.provider._build(
+            lr.ChatRequest(messages=[lr.Message.user("hi")], max_tokens=tokens), stream=False
+        )
+        async with self.session.post(http_request.url, data=http_request.body, headers=http_request.headers) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"HTTP {resp.status}")
+            body = await resp.read()
+        reply = self.provider.dialect.decode_body(body)
+        return reply.text, 1, reply.usage.output_tokens if reply.usage else None
+
+
 class OpenAISdk(Client):
     name = "openai"
 
@@ -305,7 +358,7 @@ class OpenAISdk(Client):
         await self.client.close()
 
 
-CLIENTS: dict[str, type[Client]] = {c.name: c for c in (Floor, LlmRelay, OpenAISdk, Httpx, LlmRelayNoEnv, LlmRelayPatched)}
+CLIENTS: dict[str, type[Client]] = {c.name: c for c in (Floor, LlmRelay, OpenAISdk, Httpx, LlmRelayNoEnv, LlmRelayPatched, TransportOnly, CodecOnly)}
 
 
 async def drive(op: Callable[[], Awaitable[Result]], count: int, concurrency: int) -> list[Result]:
@@ -347,6 +400,27 @@ def _check(results: list[Result], count: int, tokens: int, stream: bool) -> dict
     return {"ok": not problems, "problems": problems[:5], "text_len": want_len, "replies": len(results)}
 
 
+class GcMeter:
+    """Time spent in the cyclic garbage collector (all generations) and the number of collections."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._t0 = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._t0
+            self.collections[info["generation"]] += 1
+
+    def reset(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+
+
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
     t_import = time.perf_counter()
     client = CLIENTS[args.client](f"http://127.0.0.1:{args.port}/v1")
@@ -371,6 +445,9 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
 
         walls: list[float] = []
         cpus: list[float] = []
+        gcs: list[float] = []
+        gc_counts: list[list[int]] = []
+        meter = GcMeter()
         checks: list[dict[str, Any]] = []
         for i in range(max(1, args.repeats, args.max_repeats)):
             if walls and sum(walls) > args.time_budget:
@@ -378,11 +455,14 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             if i >= args.repeats and (sum(walls) >= args.min_time or i >= args.max_repeats):
                 break  # enough samples: the requested repeats, and at least min_time seconds of timing
             gc.collect()
+            meter.reset()
             c0 = time.process_time()
             t0 = time.perf_counter()
             results = await drive(op, args.count, args.concurrency)
             walls.append(time.perf_counter() - t0)
             cpus.append(time.process_time() - c0)
+            gcs.append(meter.seconds)
+            gc_counts.append(meter.collections)
             checks.append(_check(results, args.count, args.tokens, stream))
             del results
     finally:
@@ -396,6 +476,8 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         "tokens": args.tokens,
         "wall_s": walls,
         "cpu_s": cpus,
+        "gc_s": gcs,
+        "gc_collections": gc_counts,
         "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "rss_after_open_kb": rss_open,
         "open_s": open_s,
@@ -421,9 +503,19 @@ def main() -> None:
     )
     parser.add_argument("--max-repeats", type=int, default=15)
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the whole run to FILE")
+    parser.add_argument("--pyinstrument", metavar="FILE", help="write a pyinstrument text profile to FILE")
     args = parser.parse_args()
     LlmRelayPatched.patches = [p for p in args.patches.split(",") if p]
-    if args.profile:
+    if args.pyinstrument:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0002, async_mode="disabled")
+        profiler.start()
+        out = asyncio.run(amain(args))
+        profiler.stop()
+        with open(args.pyinstrument, "w") as f:
+            f.write(profiler.output_text(unicode=False, color=False, show_all=False))
+    elif args.profile:
         import cProfile
 
         prof = cProfile.Profile()

@@ -83,13 +83,14 @@ def _patch_body() -> None:
     hp.HttpProvider.chat = chat  # type: ignore[method-assign]
 
 
-def _patch_json() -> None:
+def _patch_json(cls: Any = None) -> None:
+    """Patch ``OpenAIChatStreamDecoder`` (or the given subclass of it)."""
     from llmrelay._errors import ProtocolError
     from llmrelay.wire.openai_chat import decode as d
 
     scan_once = json.JSONDecoder().scan_once
     loads = json.loads
-    cls = d.OpenAIChatStreamDecoder
+    cls = cls or d.OpenAIChatStreamDecoder
     original_choice = cls._choice
 
     def _event(self: Any, kind: str, data: str) -> None:

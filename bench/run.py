@@ -30,8 +30,9 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 CLIENTS = ("floor", "llmrelay", "openai", "httpx")
 COLUMN = {"floor": "floor (raw aiohttp)", "llmrelay": "llmrelay", "openai": "openai SDK", "httpx": "raw httpx"}
-EXPERIMENTS = ("llmrelay-noenv",)
-"""Extra clients for ``--experiments`` (diagnosis, not targets): llmrelay with ``trust_env=False``."""
+EXPERIMENTS = ("llmrelay-noenv", "llmrelay-patched")
+"""Extra clients for ``--experiments`` (diagnosis, not targets): llmrelay with ``trust_env=False``, and llmrelay
+with all the changes proposed for ``src/`` applied at runtime (``bench/patches.py``)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ def run_client(
     *,
     repeats: int,
     time_budget: float,
+    min_time: float,
     timeout: float,
 ) -> dict[str, Any]:
     cmd = [
@@ -157,6 +159,7 @@ def run_client(
         "--tokens", str(sc.tokens),
         "--repeats", str(repeats),
         "--time-budget", str(time_budget),
+        "--min-time", str(min_time),
     ]  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
@@ -313,6 +316,32 @@ def md_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def experiment_table(results: dict[str, dict[str, Cell]], scs: list[Scenario], extra: list[str]) -> str:
+    """Median wall time (and ratio to the floor) of llmrelay as shipped and of the experimental variants."""
+    names = ["floor", "llmrelay", *extra]
+    header = ["scenario", *names, "target"]
+    body = []
+    for sc in scs:
+        cells = results.get(sc.key, {})
+        floor = cells.get("floor")
+        row = [sc.title]
+        for n in names:
+            c = cells.get(n)
+            if c is None or not c.valid:
+                row.append(_cell_text(c))
+            elif n == "floor" or floor is None or not floor.valid:
+                row.append(_fmt_s(c.median))
+            else:
+                row.append(f"{_fmt_s(c.median)} ({c.median / floor.median:.2f}x)")  # type: ignore[operator]
+        row.append(f"<= {sc.target:.1f}x")
+        body.append(row)
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(b, widths, strict=True))) for b in body]
+    return "\n".join(out)
+
+
 def detail_table(results: dict[str, dict[str, Cell]], scs: list[Scenario], clients: list[str]) -> str:
     """Per client: median wall, median CPU, samples, peak RSS."""
     out = ["scenario | client | median wall | median CPU | samples | peak RSS | check"]
@@ -334,7 +363,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller scenarios, under 2 minutes")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per client process (median)")
     parser.add_argument(
-        "--rounds", type=int, default=None, help="fresh processes per scenario for floor and llmrelay (default 2; quick 1)"
+        "--rounds", type=int, default=None, help="fresh processes per scenario for floor and llmrelay (default 3; quick 1)"
     )
     parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset of " + ",".join(CLIENTS))
     parser.add_argument("--only", default="", help="comma-separated scenario keys (stream1,json_c1,json_c64,fanout)")
@@ -344,7 +373,7 @@ def main() -> int:
     args = parser.parse_args()
 
     quick = args.quick
-    rounds = args.rounds if args.rounds is not None else (1 if quick else 2)
+    rounds = args.rounds if args.rounds is not None else (1 if quick else 3)
     rounds = max(1, min(rounds, 5))
     clients = [c for c in args.clients.split(",") if c]
     for c in clients:
@@ -355,9 +384,11 @@ def main() -> int:
     extra = list(EXPERIMENTS) if args.experiments else []
     scs = [s for s in scenarios(quick) if not args.only or s.key in args.only.split(",")]
     # Slow reference clients stop repeating after this many timed seconds (at least one sample).
-    budget = 8.0 if quick else 30.0
-    child_timeout = 120.0 if quick else 300.0
-    run_deadline = time.monotonic() + (150.0 if quick else 900.0)
+    budget = 5.0 if quick else 20.0
+    # Floor and llmrelay keep repeating until this much timed work (more samples against machine noise).
+    min_time = 0.5 if quick else 1.5
+    child_timeout = 90.0 if quick else 240.0
+    run_deadline = time.monotonic() + (110.0 if quick else 560.0)
 
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()
@@ -369,7 +400,7 @@ def main() -> int:
             cells = results.setdefault(sc.key, {})
             order: list[str] = []
             for rnd in range(rounds):
-                order += [c for c in ("floor", "llmrelay", *extra) if c in clients or c in extra]
+                order += ["floor", "llmrelay", *(extra if rnd < 2 else [])]
                 if rnd == 0:
                     order += [c for c in clients if c not in ("floor", "llmrelay")]
             for client in order:
@@ -383,10 +414,11 @@ def main() -> int:
                     upstream.port,
                     repeats=args.repeats,
                     time_budget=budget if slow else 1e9,
+                    min_time=0.0 if slow else min_time,
                     timeout=child_timeout,
                 )
                 cell = cells.setdefault(client, Cell())
-                if "error" in out and out["error"]:
+                if out.get("error"):
                     cell.error = out["error"]
                 else:
                     cell.wall += out["wall_s"]
@@ -420,6 +452,11 @@ def main() -> int:
     }
     print()
     print(table)
+    experiments = experiment_table(results, scs, extra) if extra else ""
+    if experiments:
+        print()
+        print("Experiments (not targets): the proposed src/ changes applied at runtime, bench/patches.py")
+        print(experiments)
     print()
     print(details)
     print()
@@ -436,6 +473,7 @@ def main() -> int:
         "results": {k: {c: cell.as_json() for c, cell in v.items()} for k, v in results.items()},
         "imports_s": imports,
         "rows": [{k: v for k, v in r.items()} for r in rows],
+        "experiments": experiments,
     }
     (out_dir / "latest.json").write_text(json.dumps(payload, indent=2) + "\n")
     md = [
@@ -443,6 +481,19 @@ def main() -> int:
         "",
         md_table(rows),
         "",
+        *(
+            [
+                "Experiments (not targets): llmrelay with `trust_env=False` (`llmrelay-noenv`) and with all the",
+                "changes proposed for `src/` applied at runtime (`llmrelay-patched`, see `bench/patches.py`):",
+                "",
+                "```",
+                experiments,
+                "```",
+                "",
+            ]
+            if experiments
+            else []
+        ),
         "Per client (median wall / median CPU of the timed repeats; peak RSS of the client process):",
         "",
         "| " + " | ".join(details.splitlines()[0].split(" | ")) + " |",

@@ -67,7 +67,7 @@ def test_unknown_endpoint_lists_known_ones() -> None:
 def test_adding_a_service_is_one_row() -> None:
     register_endpoint(Endpoint("acme", "openai", "https://llm.acme.test/v1", key_env=("ACME_KEY",)))
     p = provider_for("acme", "m", api_key=KEY)
-    assert p.name == "acme" and getattr(p, "base_url") == "https://llm.acme.test/v1"
+    assert p.name == "acme" and p.base_url == "https://llm.acme.test/v1"
     with pytest.raises(ValueError, match="already registered"):
         register_endpoint(Endpoint("acme", "openai", "https://x"))
     with pytest.raises(ValueError, match="unknown dialect"):

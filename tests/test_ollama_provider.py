@@ -685,7 +685,7 @@ async def test_breaking_out_early_closes_the_connection(upstream: FakeUpstream) 
             async for event in stream:
                 if isinstance(event, TextDelta) and event.text == "t2":
                     break
-        assert await upstream.wait_disconnect(timeout=3.0)
+        assert await upstream.wait_disconnect(within=3.0)
     assert upstream.disconnects == 1 and upstream.completed == 0
 
 

@@ -230,7 +230,7 @@ async def test_breaking_out_early_closes_the_upstream_connection(upstream: FakeU
             async for event in stream:
                 if isinstance(event, TextDelta) and event.text == "t2":
                     break
-        assert await upstream.wait_disconnect(timeout=3.0)
+        assert await upstream.wait_disconnect(within=3.0)
     assert upstream.disconnects == 1 and upstream.completed == 0
 
 
@@ -250,7 +250,7 @@ async def test_cancelling_the_task_closes_the_upstream_connection(upstream: Fake
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert await upstream.wait_disconnect(timeout=3.0)
+        assert await upstream.wait_disconnect(within=3.0)
 
 
 async def test_many_concurrent_calls_share_one_provider(upstream: FakeUpstream) -> None:
@@ -343,3 +343,8 @@ async def test_a_json_body_answering_a_stream_request_is_replayed(upstream: Fake
         with pytest.raises(ServerError):
             async with p.chat_stream(REQ) as stream:
                 await stream.until_done()
+
+
+def test_azure_without_a_deployment_fails_early(clean_env: None) -> None:
+    with pytest.raises(InvalidRequestError, match="azure/my-deployment"):
+        AzureOpenAIProvider("", endpoint="http://127.0.0.1:1", api_key="k" * 20)

@@ -59,10 +59,31 @@ _LAZY = {
     "AnthropicProvider": "llmrelay.providers.anthropic",
     "AzureOpenAIProvider": "llmrelay.providers.azure",
     "CohereProvider": "llmrelay.providers.cohere",
+    "Config": "llmrelay.config",
+    "ConfigError": "llmrelay.config",
+    "Endpoint": "llmrelay.endpoints",
     "GeminiProvider": "llmrelay.providers.gemini",
     "HttpProvider": "llmrelay._http_provider",
+    "LocalProvider": "llmrelay.providers.local",
+    "ModelRef": "llmrelay.registry",
     "OllamaProvider": "llmrelay.providers.ollama",
     "OpenAIProvider": "llmrelay.providers.openai",
+    "ProviderConfig": "llmrelay.config",
+    "ProviderRegistry": "llmrelay.registry",
+    "build_provider": "llmrelay.registry",
+    "chat": "llmrelay.api",
+    "chat_events": "llmrelay.api",
+    "chat_events_sync": "llmrelay.api",
+    "chat_stream": "llmrelay.api",
+    "chat_stream_sync": "llmrelay.api",
+    "chat_sync": "llmrelay.api",
+    "iter_sync": "llmrelay._sync",
+    "load_config": "llmrelay.config",
+    "load_plugins": "llmrelay.registry",
+    "provider_for": "llmrelay.endpoints",
+    "register_endpoint": "llmrelay.endpoints",
+    "register_provider_type": "llmrelay.registry",
+    "run_sync": "llmrelay._sync",
 }
 
 
@@ -83,12 +104,18 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from ._http_provider import HttpProvider
+    from ._sync import iter_sync, run_sync
+    from .api import chat, chat_events, chat_events_sync, chat_stream, chat_stream_sync, chat_sync
+    from .config import Config, ConfigError, ProviderConfig, load_config
+    from .endpoints import Endpoint, provider_for, register_endpoint
     from .providers.anthropic import AnthropicProvider
     from .providers.azure import AzureOpenAIProvider
     from .providers.cohere import CohereProvider
     from .providers.gemini import GeminiProvider
+    from .providers.local import LocalProvider
     from .providers.ollama import OllamaProvider
     from .providers.openai import OpenAIProvider
+    from .registry import ModelRef, ProviderRegistry, build_provider, load_plugins, register_provider_type
 
 __all__ = [
     "Accumulator",
@@ -101,11 +128,14 @@ __all__ = [
     "ChatResponse",
     "ChatStream",
     "CohereProvider",
+    "Config",
+    "ConfigError",
     "ConnectTimeout",
     "ContentFilterError",
     "ContentPart",
     "ContextLengthError",
     "Done",
+    "Endpoint",
     "EventSource",
     "FinishReason",
     "FirstByteTimeout",
@@ -119,19 +149,23 @@ __all__ = [
     "JsonSchemaFormat",
     "LlmError",
     "LlmRelayWarning",
+    "LocalProvider",
     "Message",
     "MissingApiKey",
     "MockResponse",
     "MockTransport",
     "ModelInfo",
     "ModelNotFoundError",
+    "ModelRef",
     "NetworkError",
     "OllamaProvider",
     "OpenAIProvider",
     "OverloadedError",
     "ProtocolError",
     "Provider",
+    "ProviderConfig",
     "ProviderError",
+    "ProviderRegistry",
     "QuotaExceededError",
     "RateLimitError",
     "ReasoningDelta",
@@ -153,5 +187,19 @@ __all__ = [
     "Transport",
     "UnsupportedCapability",
     "Usage",
+    "build_provider",
+    "chat",
+    "chat_events",
+    "chat_events_sync",
+    "chat_stream",
+    "chat_stream_sync",
+    "chat_sync",
     "fold",
+    "iter_sync",
+    "load_config",
+    "load_plugins",
+    "provider_for",
+    "register_endpoint",
+    "register_provider_type",
+    "run_sync",
 ]

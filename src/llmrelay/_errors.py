@@ -2,6 +2,7 @@
 
     LlmError
     ├── MissingApiKey             no key configured for a provider that needs one
+    ├── ConfigError               llmrelay.toml is invalid (names the file and the key path)
     ├── UnsupportedCapability     the request needs something the provider cannot do
     ├── ProviderError             the provider answered with an error (HTTP status or in-stream error)
     │   ├── AuthError             401 / 403, invalid or revoked key

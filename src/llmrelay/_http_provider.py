@@ -11,9 +11,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._accumulate import events_for
 from ._errors import InvalidRequestError, LlmError, MissingApiKey
 from ._events import Done, StreamEvent
-from ._accumulate import events_for
 from ._provider import ChatStream, EventSource, Provider, emit_warnings
 from ._transport import AiohttpTransport, HttpRequest, HttpResponse, Timeouts, Transport, read_error_body
 from ._types import ChatRequest, ChatResponse

@@ -553,8 +553,16 @@ class ProviderRegistry:
         reported per provider.
         """
         results: list[tuple[str, Exception | None]] = []
-        for target in [*self.config.aliases.values(), *([self.config.default] if self.config.default else [])]:
-            self.resolve(target)
+        targets = [(f"aliases.{name}", target) for name, target in self.config.aliases.items()]
+        if self.config.default:
+            targets.append(("default", self.config.default))
+        for fallback, chain in self.config.fallbacks.items():
+            targets += [(f"fallbacks.{fallback}[{i}]", model) for i, model in enumerate(chain)]
+        for key, target in targets:
+            try:
+                self.resolve(target)
+            except ConfigError as exc:
+                raise ConfigError(exc.message, file=self.config.path, key=key) from None
         for name in self.config.providers:
             try:
                 self.get(name)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from .._errors import MissingApiKey
+from .._errors import InvalidRequestError, MissingApiKey
 from .._http_provider import HttpProvider, require_key
 from .._provider import Capabilities
 from .._transport import Timeouts, Transport
@@ -43,6 +43,12 @@ class AzureOpenAIProvider(HttpProvider):
         transport: Transport | None = None,
         name: str = "azure",
     ) -> None:
+        if not deployment:
+            raise InvalidRequestError(
+                "Azure OpenAI needs a deployment name: AzureOpenAIProvider('my-deployment', ...) "
+                "or the model string 'azure/my-deployment'",
+                provider=name,
+            )
         url = endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
         if not url:
             raise MissingApiKey("no Azure OpenAI endpoint: set AZURE_OPENAI_ENDPOINT or pass endpoint=", provider=name)

@@ -76,10 +76,8 @@ class Reply:
         base = Path(directory)
         body = (base / f"{name}.wire").read_bytes()
         meta = json.loads((base / f"{name}.json").read_text())
-        if chunk_size:
-            chunks = tuple(body[i : i + chunk_size] for i in range(0, len(body), chunk_size))
-        else:
-            chunks = (body,)
+        step = chunk_size or len(body) or 1
+        chunks = tuple(body[i : i + step] for i in range(0, len(body), step)) or (b"",)
         return cls(
             status=int(meta.get("http_status", 200)),
             chunks=chunks,
@@ -135,10 +133,10 @@ class FakeUpstream:
     def url(self, path: str = "") -> str:
         return f"http://{self._host}:{self.port}{path}"
 
-    async def wait_disconnect(self, timeout: float = 5.0) -> bool:
-        """Wait until the server has seen a client abandon a response."""
+    async def wait_disconnect(self, within: float = 5.0) -> bool:
+        """Wait (at most ``within`` seconds) until the server has seen a client abandon a response."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 await self._disconnected.wait()
         except TimeoutError:
             return False
