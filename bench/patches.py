@@ -9,7 +9,8 @@ one ``src/`` function, kept behaviour-compatible with the original:
   ``ClientSession._request``). The proposal resolves the proxy environment once per transport instead.
   (Applied by the client when it builds the transport, not here.)
 - ``read``: ``_AiohttpResponse.read_chunk`` returns already-buffered bytes through
-  ``StreamReader.read_nowait()`` without the watchdog bookkeeping; only a read that must wait arms it.
+  ``StreamReader.read_nowait()`` (and the end of an already-complete body) without the watchdog
+  bookkeeping; only a read that must wait arms the watchdog timer.
 - ``body``: ``HttpProvider.chat`` folds the body's events straight into the final ``ChatResponse``
   (``fold(..., provider=, request_id=, warnings=)``) instead of folding and then ``dataclasses.replace``.
 - ``json``: ``OpenAIChatStreamDecoder._event`` parses with the C scanner (``JSONDecoder().scan_once``,
@@ -46,6 +47,10 @@ def _patch_read() -> None:
                 chunk = b""  # let the slow path raise and map it
             if chunk:
                 return chunk
+            if content.at_eof() and content.exception() is None:
+                self._eof = True
+                self._cancel_watch()
+                return b""
         return await original(self)
 
     t._AiohttpResponse.read_chunk = read_chunk  # type: ignore[method-assign]

@@ -388,7 +388,7 @@ def main() -> int:
     # Floor and llmrelay keep repeating until this much timed work (more samples against machine noise).
     min_time = 0.5 if quick else 1.5
     child_timeout = 90.0 if quick else 240.0
-    run_deadline = time.monotonic() + (110.0 if quick else 560.0)
+    run_deadline = time.monotonic() + (110.0 if quick else 560.0) + (150.0 if extra and not quick else 0.0)
 
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()

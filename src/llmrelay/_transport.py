@@ -124,6 +124,11 @@ class AiohttpTransport(Transport):
     def __init__(self, *, max_connections: int = 1000, trust_env: bool = True) -> None:
         self._max_connections = max_connections
         self._trust_env = trust_env
+        # Proxy settings from the environment (HTTP(S)_PROXY, NO_PROXY), read once per transport. aiohttp's
+        # own trust_env re-reads the environment and ~/.netrc in a thread on every request, which costs
+        # more than the rest of a small request put together (see bench/).
+        self._proxies: dict[str, str] = {}
+        self._proxy_cache: dict[tuple[str, str], str | None] = {}
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -131,9 +136,14 @@ class AiohttpTransport(Transport):
         import aiohttp
 
         connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+        if self._trust_env:
+            import urllib.request
+
+            self._proxies = urllib.request.getproxies_environment()
+            self._proxy_cache = {}
         return aiohttp.ClientSession(
             connector=connector,
-            trust_env=self._trust_env,
+            trust_env=False,
             auto_decompress=True,
             skip_auto_headers=("User-Agent",),
             timeout=aiohttp.ClientTimeout(total=None),
@@ -162,6 +172,7 @@ class AiohttpTransport(Transport):
                     data=request.body,
                     timeout=client_timeout,
                     allow_redirects=False,
+                    proxy=self._proxy_for(request.url) if self._proxies else None,
                 )
         except aiohttp.ConnectionTimeoutError:
             raise ConnectTimeout(f"connecting took longer than {timeouts.connect}s (Timeouts.connect)") from None
@@ -172,6 +183,21 @@ class AiohttpTransport(Transport):
         except (aiohttp.ClientError, OSError) as exc:
             raise _network_error(exc, request.url) from None
         return _AiohttpResponse(resp, loop, timeouts.idle, total_deadline, timeouts.total)
+
+    def _proxy_for(self, url: str) -> str | None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        if key in self._proxy_cache:
+            return self._proxy_cache[key]
+        import urllib.request
+
+        proxy = self._proxies.get(parts.scheme)
+        if proxy and urllib.request.proxy_bypass_environment(parts.hostname or "", self._proxies):
+            proxy = None
+        self._proxy_cache[key] = proxy
+        return proxy
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
