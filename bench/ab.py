@@ -57,7 +57,10 @@ async def amain(args: argparse.Namespace, port: int) -> None:
     f_cpu = statistics.median(cpu[names[0]])
     f_wall = statistics.median(wall[names[0]])
     unit, scale = ("ms", 1e3) if stream else ("us", 1e6)
-    print(f"{args.kind} c={args.concurrency} tokens={args.tokens} batch={args.count} rounds={args.rounds} patches={args.patches or '-'}")
+    print(
+        f"{args.kind} c={args.concurrency} tokens={args.tokens} batch={args.count} rounds={args.rounds} "
+        f"patches={args.patches or '-'}"
+    )
     print(f"  {'client':18s} {'cpu/op':>10s} {'ratio':>6s} {'wall/op':>10s} {'ratio':>6s}")
     for n in names:
         mc, mw = statistics.median(cpu[n]), statistics.median(wall[n])
@@ -67,7 +70,7 @@ async def amain(args: argparse.Namespace, port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kind", choices=("json", "stream"), default="json")
-    parser.add_argument("--clients", default="floor,x-transport,x-codec,llmrelay-noenv,llmrelay")
+    parser.add_argument("--clients", default="floor,x-transport,x-codec,llmrelay")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--count", type=int, default=200, help="operations per batch")
     parser.add_argument("--tokens", type=int, default=50)

@@ -15,7 +15,7 @@ Clients:
 - ``llmrelay``: ``OpenAIProvider`` with the default transport; ``chat_stream`` events / ``chat``.
 - ``openai``: the official SDK's ``AsyncOpenAI(max_retries=0)``; its httpx pool raised to
   ``Limits(max_connections=1000, max_keepalive_connections=1000)`` (the SDK's default keeps 100 idle
-  connections, which would make it reconnect at c=500).
+  connections, which would make it reconnect at c=500) and its connect timeout raised from 5 s to 60 s.
 - ``httpx``: raw httpx ``AsyncClient`` (same limits as above, no timeouts) with the floor's parsing.
 """
 
@@ -127,7 +127,11 @@ class Floor(Client):
             timeout=aiohttp.ClientTimeout(total=None),
         )
         self.url = self.base + "/chat/completions"
-        self.h_stream = {"content-type": "application/json", "accept": "text/event-stream", "authorization": "Bearer sk-x"}
+        self.h_stream = {
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+            "authorization": "Bearer sk-x",
+        }
         self.h_json = {"content-type": "application/json", "accept": "application/json", "authorization": "Bearer sk-x"}
 
     async def stream(self, tokens: int) -> Result:
@@ -162,7 +166,11 @@ class Httpx(Client):
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=1000), timeout=None
         )
         self.url = self.base + "/chat/completions"
-        self.h_stream = {"content-type": "application/json", "accept": "text/event-stream", "authorization": "Bearer sk-x"}
+        self.h_stream = {
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+            "authorization": "Bearer sk-x",
+        }
         self.h_json = {"content-type": "application/json", "accept": "application/json", "authorization": "Bearer sk-x"}
 
     async def stream(self, tokens: int) -> Result:
@@ -219,44 +227,17 @@ class LlmRelay(Client):
         await self.provider.aclose()
 
 
-class LlmRelayNoEnv(LlmRelay):
-    """Experiment (not a column of the table): llmrelay with ``AiohttpTransport(trust_env=False)``."""
-
-    name = "llmrelay-noenv"
-
-    async def open(self) -> None:
-        import llmrelay
-        from llmrelay._transport import AiohttpTransport
-
-        self.llmrelay = llmrelay
-        self.transport = AiohttpTransport(trust_env=False)
-        self.provider = llmrelay.OpenAIProvider(MODEL, base_url=self.base, api_key="sk-x", transport=self.transport)
-
-    async def close(self) -> None:
-        await self.provider.aclose()
-        await self.transport.aclose()
-
-
-class LlmRelayPatched(LlmRelayNoEnv):
+class LlmRelayPatched(LlmRelay):
     """Experiment: llmrelay with the proposed src/ changes applied at runtime (``bench/patches.py``)."""
 
     name = "llmrelay-patched"
-    patches: list[str] = []
+    patches: tuple[str, ...] = ()
 
     async def open(self) -> None:
         import patches
 
         patches.apply(self.patches)
-        if "noenv" in self.patches:
-            await super().open()
-        else:
-            await LlmRelay.open(self)
-            self.transport = None
-
-    async def close(self) -> None:
-        await self.provider.aclose()
-        if self.transport is not None:
-            await self.transport.aclose()
+        await super().open()
 
 
 class TransportOnly(Floor):
@@ -301,7 +282,7 @@ class CodecOnly(Floor):
 
     async def complete(self, tokens: int) -> Result:
         lr = self.llmrelay
-        http_request, encoded = self.provider._build(
+        http_request, _encoded = self.provider._build(
             lr.ChatRequest(messages=[lr.Message.user("hi")], max_tokens=tokens), stream=False
         )
         async with self.session.post(http_request.url, data=http_request.body, headers=http_request.headers) as resp:
@@ -325,7 +306,15 @@ class OpenAISdk(Client):
         http_client = openai.DefaultAsyncHttpxClient(
             limits=hx.Limits(max_connections=1000, max_keepalive_connections=1000)
         )
-        self.client = openai.AsyncOpenAI(base_url=self.base, api_key="sk-x", max_retries=0, http_client=http_client)
+        self.client = openai.AsyncOpenAI(
+            base_url=self.base,
+            api_key="sk-x",
+            max_retries=0,
+            http_client=http_client,
+            # The SDK's default connect timeout (5 s) can expire while its own event loop is busy with 500
+            # streams; llmrelay's is 10 s. A generous one keeps the comparison about speed, not flakiness.
+            timeout=hx.Timeout(600.0, connect=60.0),
+        )
 
     async def stream(self, tokens: int) -> Result:
         stream = await self.client.chat.completions.create(
@@ -358,7 +347,9 @@ class OpenAISdk(Client):
         await self.client.close()
 
 
-CLIENTS: dict[str, type[Client]] = {c.name: c for c in (Floor, LlmRelay, OpenAISdk, Httpx, LlmRelayNoEnv, LlmRelayPatched, TransportOnly, CodecOnly)}
+CLIENTS: dict[str, type[Client]] = {
+    c.name: c for c in (Floor, LlmRelay, OpenAISdk, Httpx, LlmRelayPatched, TransportOnly, CodecOnly)
+}
 
 
 async def drive(op: Callable[[], Awaitable[Result]], count: int, concurrency: int) -> list[Result]:
@@ -497,7 +488,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup-rounds", type=int, default=2)
     parser.add_argument("--time-budget", type=float, default=1e9, help="stop repeating after this many timed seconds")
-    parser.add_argument("--patches", default="noenv,read,body,json", help="for llmrelay-patched (bench/patches.py)")
+    parser.add_argument("--patches", default="read,body,send,json", help="for llmrelay-patched (bench/patches.py)")
     parser.add_argument(
         "--min-time", type=float, default=0.0, help="keep repeating (up to --max-repeats) until this many timed seconds"
     )
@@ -505,7 +496,7 @@ def main() -> None:
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the whole run to FILE")
     parser.add_argument("--pyinstrument", metavar="FILE", help="write a pyinstrument text profile to FILE")
     args = parser.parse_args()
-    LlmRelayPatched.patches = [p for p in args.patches.split(",") if p]
+    LlmRelayPatched.patches = tuple(p for p in args.patches.split(",") if p)
     if args.pyinstrument:
         from pyinstrument import Profiler
 

@@ -11,13 +11,15 @@ For each target it creates a temporary virtual environment, records what the emp
 
 Targets (the issue's budget for the core install): <= 10 distributions and <= 20 MB. The issue's comparison
 figures count the named package itself (aiohttp alone: 10 distributions), so the distribution count is judged
-without llmrelay itself (the only reading an aiohttp-based core can meet); the size is judged with it. Needs the package index
-(pip's ordinary client); every step has a timeout and the temporary venvs are deleted at the end.
+without llmrelay itself (the only reading an aiohttp-based core can meet); the size is judged with it.
+Needs the package index (pip's ordinary client); every step has a timeout and the temporary venvs are deleted
+at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -74,10 +76,8 @@ def _dists(site: Path) -> dict[str, dict[str, object]]:
             for row in record.read_text(errors="replace").splitlines():
                 rel = row.rsplit(",", 2)[0]
                 path = (site / rel).resolve()
-                try:
+                with contextlib.suppress(OSError):
                     size += path.stat().st_size
-                except OSError:
-                    pass
         out[name.lower().replace("_", "-")] = {"name": name, "version": version, "bytes": size}
     return out
 
@@ -136,7 +136,10 @@ def main() -> int:
             results.append(measure(target, spec, Path(tmp)))
 
     print()
-    header = f"{'install':12s} {'dists (+itself)':>16s} {'dists (deps only)':>18s} {'size (+itself)':>15s} {'size (deps only)':>17s} {'site-packages growth':>21s}"
+    header = (
+        f"{'install':12s} {'dists (+itself)':>16s} {'dists (deps only)':>18s} {'size (+itself)':>15s} "
+        f"{'size (deps only)':>17s} {'site-packages growth':>21s}"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
@@ -145,7 +148,8 @@ def main() -> int:
             continue
         print(
             f"{r['target']:12s} {r['dists_with_self']:>16} {r['dists_without_self']:>18} "
-            f"{_mb(r['bytes_with_self']):>15s} {_mb(r['bytes_without_self']):>17s} {_mb(r['site_packages_growth_bytes']):>21s}"
+            f"{_mb(r['bytes_with_self']):>15s} {_mb(r['bytes_without_self']):>17s} "
+            f"{_mb(r['site_packages_growth_bytes']):>21s}"
         )
     ok = True
     for r in results:

@@ -4,15 +4,18 @@ The bench never edits ``src/``; ``bench/clients.py --client llmrelay-patched --p
 runtime so a proposal can be measured in the same run as the floor. Each patch is a candidate change to
 one ``src/`` function, kept behaviour-compatible with the original:
 
-- ``noenv``: ``AiohttpTransport(trust_env=False)``. With ``trust_env=True`` aiohttp runs two thread-pool
-  hops per request (a ``~/.netrc`` lookup and a proxy-environment lookup, ``aiohttp/client.py``
-  ``ClientSession._request``). The proposal resolves the proxy environment once per transport instead.
-  (Applied by the client when it builds the transport, not here.)
 - ``read``: ``_AiohttpResponse.read_chunk`` returns already-buffered bytes through
   ``StreamReader.read_nowait()`` (and the end of an already-complete body) without the watchdog
   bookkeeping; only a read that must wait arms the watchdog timer.
-- ``body``: ``HttpProvider.chat`` folds the body's events straight into the final ``ChatResponse``
-  (``fold(..., provider=, request_id=, warnings=)``) instead of folding and then ``dataclasses.replace``.
+- ``body``: ``HttpProvider.chat`` builds the common reply (text only) straight from the parsed body, and
+  otherwise folds the body's events straight into the final ``ChatResponse`` (``fold(..., provider=,
+  request_id=, warnings=)``), instead of events, fold, then ``dataclasses.replace``.
+- ``send``: ``AiohttpTransport`` builds its session without ``skip_auto_headers=("User-Agent",)`` and sends an
+  explicit ``User-Agent: llmrelay/<version>`` instead (a session-level skip list sends every request down
+  aiohttp's slow path in ``ClientRequest.update_auto_headers``: a ``CIMultiDict`` of the skipped names plus a
+  copy of the headers), reuses one ``aiohttp.ClientTimeout`` per ``Timeouts``, and
+  ``_AiohttpResponse`` keeps aiohttp's case-insensitive ``resp.headers`` instead of copying them into a
+  lower-cased dict.
 - ``json``: ``OpenAIChatStreamDecoder._event`` parses with the C scanner (``JSONDecoder().scan_once``,
   falling back to ``json.loads`` for anything unusual) and takes a fast path for the common
   ``{"content": "..."}`` delta.
@@ -21,16 +24,15 @@ one ``src/`` function, kept behaviour-compatible with the original:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-ALL = ("read", "body", "json")
+ALL = ("read", "body", "send", "json")
 
 
-def apply(names: list[str]) -> None:
+def apply(names: Sequence[str]) -> None:
     for name in names:
-        if name == "noenv":
-            continue
-        {"read": _patch_read, "body": _patch_body, "json": _patch_json}[name]()
+        {"read": _patch_read, "body": _patch_body, "send": _patch_send, "json": _patch_json}[name]()
 
 
 def _patch_read() -> None:
@@ -54,6 +56,92 @@ def _patch_read() -> None:
         return await original(self)
 
     t._AiohttpResponse.read_chunk = read_chunk  # type: ignore[method-assign]
+
+
+def _patch_send() -> None:
+    import asyncio
+
+    import aiohttp
+
+    import llmrelay
+    from llmrelay import _transport as t
+
+    user_agent = f"llmrelay/{llmrelay.__version__}"
+    timeouts_cache: dict[Any, Any] = {}
+
+    def _make_session(self: Any) -> Any:
+        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+        if self._trust_env:
+            import urllib.request
+
+            self._proxies = urllib.request.getproxies_environment()
+            self._proxy_cache = {}
+        return aiohttp.ClientSession(
+            connector=connector,
+            trust_env=False,
+            auto_decompress=True,
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+
+    async def send(self: Any, request: Any, timeouts: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is None or session.closed or self._loop is not loop:
+            session = self._session = self._make_session()
+            self._loop = loop
+        started = loop.time()
+        total_deadline = started + timeouts.total if timeouts.total is not None else None
+        wait = t._min_none(timeouts.first_byte, timeouts.total)
+        client_timeout = timeouts_cache.get(timeouts.connect)
+        if client_timeout is None:
+            client_timeout = timeouts_cache[timeouts.connect] = aiohttp.ClientTimeout(
+                total=None, sock_connect=timeouts.connect
+            )
+        headers = dict(request.headers)
+        headers.setdefault("user-agent", user_agent)
+        try:
+            async with asyncio.timeout(wait):
+                resp = await session.request(
+                    request.method,
+                    request.url,
+                    headers=headers,
+                    data=request.body,
+                    timeout=client_timeout,
+                    allow_redirects=False,
+                    proxy=self._proxy_for(request.url) if self._proxies else None,
+                )
+        except aiohttp.ConnectionTimeoutError:
+            raise t.ConnectTimeout(f"connecting took longer than {timeouts.connect}s (Timeouts.connect)") from None
+        except TimeoutError:
+            if timeouts.total is not None and wait == timeouts.total and timeouts.total != timeouts.first_byte:
+                raise t.TotalTimeout(f"no response within the total timeout of {timeouts.total}s") from None
+            raise t.FirstByteTimeout(
+                f"no response headers within {timeouts.first_byte}s (Timeouts.first_byte)"
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise t._network_error(exc, request.url) from None
+        return t._AiohttpResponse(resp, loop, timeouts.idle, total_deadline, timeouts.total)
+
+    original_init = t._AiohttpResponse.__init__
+
+    def __init__(self: Any, resp: Any, loop: Any, idle: Any, total_deadline: Any, total: Any) -> None:
+        self._resp = resp
+        self._loop = loop
+        self._idle = idle
+        self._total_deadline = total_deadline
+        self._total = total
+        self._reading_since = None
+        self._task = None
+        self._handle = None
+        self._expired = None
+        self._eof = False
+        self.status = resp.status
+        self.headers = resp.headers  # case-insensitive already
+
+    assert original_init is not None
+    t.AiohttpTransport._make_session = _make_session  # type: ignore[method-assign]
+    t.AiohttpTransport.send = send  # type: ignore[method-assign]
+    t._AiohttpResponse.__init__ = __init__  # type: ignore[method-assign]
 
 
 def _patch_body() -> None:
@@ -80,12 +168,57 @@ def _patch_body() -> None:
         finally:
             await response.aclose()
         request_id = request_id_from(response.headers)
-        decoded = fold(events_from_body(body), provider=self.name, request_id=request_id, warnings=encoded.warnings)
+        decoded = _plain_reply(body, self.name, request_id, encoded.warnings)
+        if decoded is None:
+            decoded = fold(events_from_body(body), provider=self.name, request_id=request_id, warnings=encoded.warnings)
         if decoded.error is not None:
             raise decoded.error.with_context(provider=self.name, request_id=request_id)
         return decoded
 
     hp.HttpProvider.chat = chat  # type: ignore[method-assign]
+
+
+def _plain_reply(body: bytes, provider: str, request_id: Any, warnings: Any) -> Any:
+    """The common non-streaming reply (text only: no tools, reasoning, refusal or error) built directly;
+    ``None`` sends anything else down the general events-and-fold path."""
+    from llmrelay._types import ChatResponse
+    from llmrelay.wire.openai_chat.maps import map_finish_reason, parse_usage
+
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if type(payload) is not dict or payload.get("error"):
+        return None
+    choices = payload.get("choices")
+    if type(choices) is not list or len(choices) != 1 or type(choices[0]) is not dict:
+        return None
+    choice = choices[0]
+    message = choice.get("message")
+    if choice.get("index", 0) != 0 or type(message) is not dict:
+        return None
+    content = message.get("content")
+    if (
+        type(content) is not str
+        or message.get("tool_calls")
+        or message.get("reasoning_content")
+        or message.get("reasoning")
+        or message.get("refusal")
+    ):
+        return None
+    finish = choice.get("finish_reason")
+    finish = finish if type(finish) is str else None
+    model = payload.get("model")
+    return ChatResponse(
+        text=content,
+        finish_reason=map_finish_reason(finish),
+        finish_reason_raw=finish,
+        usage=parse_usage(payload.get("usage")),
+        model=model if type(model) is str and model else None,
+        provider=provider,
+        request_id=request_id,
+        warnings=tuple(warnings),
+    )
 
 
 def _patch_json(cls: Any = None) -> None:

@@ -30,9 +30,9 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 CLIENTS = ("floor", "llmrelay", "openai", "httpx")
 COLUMN = {"floor": "floor (raw aiohttp)", "llmrelay": "llmrelay", "openai": "openai SDK", "httpx": "raw httpx"}
-EXPERIMENTS = ("llmrelay-noenv", "llmrelay-patched")
-"""Extra clients for ``--experiments`` (diagnosis, not targets): llmrelay with ``trust_env=False``, and llmrelay
-with all the changes proposed for ``src/`` applied at runtime (``bench/patches.py``)."""
+EXPERIMENTS = ("llmrelay-patched",)
+"""Extra clients for ``--experiments`` (diagnosis, not targets): llmrelay with all the changes proposed for
+``src/`` applied at runtime (``bench/patches.py``)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ class Cell:
     ok: bool = True
     problems: list[str] = field(default_factory=list)
     error: str | None = None
+    by_round: dict[int, float] = field(default_factory=dict)
+    """Round -> median wall time of that round's process (for ratios paired by round)."""
 
     @property
     def median(self) -> float | None:
@@ -98,7 +100,23 @@ class Cell:
             "ok": self.ok,
             "problems": self.problems,
             "error": self.error,
+            "median_wall_by_round": self.by_round,
         }
+
+
+def paired_ratio(cell: Cell | None, floor: Cell | None) -> float | None:
+    """Median over rounds of (client's median / the floor's median in the same round).
+
+    Each round runs the floor and llmrelay back to back in fresh processes, so pairing by round cancels
+    most of the drift in background load on a shared machine. Clients that ran in fewer rounds are paired
+    with the floor of the rounds they ran in.
+    """
+    if cell is None or floor is None or not cell.valid or not floor.valid:
+        return None
+    ratios = [m / floor.by_round[r] for r, m in cell.by_round.items() if r in floor.by_round and floor.by_round[r] > 0]
+    if not ratios:
+        return cell.median / floor.median  # type: ignore[operator]
+    return statistics.median(ratios)
 
 
 class Upstream:
@@ -167,14 +185,19 @@ def run_client(
         return {"error": f"timed out after {timeout:.0f}s"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return {"error": f"exit {proc.returncode}: {' | '.join(tail)[:300]}"}
+        lines = (proc.stderr or proc.stdout).strip().splitlines() or ["(no output)"]
+        return {"error": f"exit {proc.returncode}: {lines[-1][:240]}"}
     return json.loads(lines[-1])
 
 
 def time_imports(runs: int) -> dict[str, list[float]]:
     """Wall time of ``python -c "import X"`` in fresh interpreters, alternating modules; one untimed run each."""
-    stmts = {"python -c pass": "pass", "llmrelay": "import llmrelay", "openai": "import openai", "httpx": "import httpx"}
+    stmts = {
+        "python -c pass": "pass",
+        "llmrelay": "import llmrelay",
+        "openai": "import openai",
+        "httpx": "import httpx",
+    }
     out: dict[str, list[float]] = {k: [] for k in stmts}
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
     for i in range(runs + 1):
@@ -222,9 +245,7 @@ def build_rows(
         floor, lr = cells.get("floor"), cells.get("llmrelay")
 
         def ratio(c: Cell | None, floor: Cell | None = floor) -> float | None:
-            if c is None or floor is None or not c.valid or not floor.valid:
-                return None
-            return c.median / floor.median  # type: ignore[operator]
+            return paired_ratio(c, floor)
 
         r = ratio(lr)
         verdict = "PASS" if r is not None and r <= sc.target else "FAIL"
@@ -284,7 +305,15 @@ def build_rows(
     return rows
 
 
-HEADERS = ["scenario", *(COLUMN[c] for c in CLIENTS), "llmrelay/floor", "openai/floor", "httpx/floor", "target", "result"]
+HEADERS = [
+    "scenario",
+    *(COLUMN[c] for c in CLIENTS),
+    "llmrelay/floor",
+    "openai/floor",
+    "httpx/floor",
+    "target",
+    "result",
+]
 
 
 def _row_cells(row: dict[str, Any]) -> list[str]:
@@ -306,7 +335,9 @@ def text_table(rows: list[dict[str, Any]]) -> str:
     fmt = [h.ljust(w) for h, w in zip(HEADERS, widths, strict=True)]
     out = ["  ".join(fmt), line]
     for b in body:
-        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(b, widths, strict=True))))
+        out.append(
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(b, widths, strict=True)))
+        )
     return "\n".join(out)
 
 
@@ -332,13 +363,16 @@ def experiment_table(results: dict[str, dict[str, Cell]], scs: list[Scenario], e
             elif n == "floor" or floor is None or not floor.valid:
                 row.append(_fmt_s(c.median))
             else:
-                row.append(f"{_fmt_s(c.median)} ({c.median / floor.median:.2f}x)")  # type: ignore[operator]
+                row.append(f"{_fmt_s(c.median)} ({paired_ratio(c, floor):.2f}x)")
         row.append(f"<= {sc.target:.1f}x")
         body.append(row)
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     out.append("  ".join("-" * w for w in widths))
-    out += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(b, widths, strict=True))) for b in body]
+    out += [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(b, widths, strict=True)))
+        for b in body
+    ]
     return "\n".join(out)
 
 
@@ -353,7 +387,8 @@ def detail_table(results: dict[str, dict[str, Cell]], scs: list[Scenario], clien
             check = "ok" if cell.valid else (cell.error or "; ".join(cell.problems))[:120]
             rss = "-" if cell.rss_mb is None else f"{cell.rss_mb:.0f} MB"
             out.append(
-                f"{sc.key} | {c} | {_fmt_s(cell.median)} | {_fmt_s(cell.cpu_median)} | {len(cell.wall)} | {rss} | {check}"
+                f"{sc.key} | {c} | {_fmt_s(cell.median)} | {_fmt_s(cell.cpu_median)} | {len(cell.wall)} | "
+                f"{rss} | {check}"
             )
     return "\n".join(out)
 
@@ -363,7 +398,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller scenarios, under 2 minutes")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per client process (median)")
     parser.add_argument(
-        "--rounds", type=int, default=None, help="fresh processes per scenario for floor and llmrelay (default 3; quick 1)"
+        "--rounds",
+        type=int,
+        default=None,
+        help="fresh processes per scenario for floor and llmrelay (default 4; quick 1)",
     )
     parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset of " + ",".join(CLIENTS))
     parser.add_argument("--only", default="", help="comma-separated scenario keys (stream1,json_c1,json_c64,fanout)")
@@ -373,7 +411,7 @@ def main() -> int:
     args = parser.parse_args()
 
     quick = args.quick
-    rounds = args.rounds if args.rounds is not None else (1 if quick else 3)
+    rounds = args.rounds if args.rounds is not None else (1 if quick else 4)
     rounds = max(1, min(rounds, 5))
     clients = [c for c in args.clients.split(",") if c]
     for c in clients:
@@ -386,9 +424,9 @@ def main() -> int:
     # Slow reference clients stop repeating after this many timed seconds (at least one sample).
     budget = 5.0 if quick else 20.0
     # Floor and llmrelay keep repeating until this much timed work (more samples against machine noise).
-    min_time = 0.5 if quick else 1.5
+    min_time = 0.5 if quick else 1.0
     child_timeout = 90.0 if quick else 240.0
-    run_deadline = time.monotonic() + (110.0 if quick else 560.0) + (150.0 if extra and not quick else 0.0)
+    run_deadline = time.monotonic() + (105.0 if quick else 540.0) + (150.0 if extra and not quick else 0.0)
 
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()
@@ -400,10 +438,10 @@ def main() -> int:
             cells = results.setdefault(sc.key, {})
             order: list[str] = []
             for rnd in range(rounds):
-                order += ["floor", "llmrelay", *(extra if rnd < 2 else [])]
+                order += [(rnd, c) for c in ("floor", "llmrelay", *(extra if rnd < 2 else []))]
                 if rnd == 0:
-                    order += [c for c in clients if c not in ("floor", "llmrelay")]
-            for client in order:
+                    order += [(rnd, c) for c in clients if c not in ("floor", "llmrelay")]
+            for rnd, client in order:
                 if time.monotonic() > run_deadline:
                     cells.setdefault(client, Cell(error="skipped: run time limit"))
                     continue
@@ -422,6 +460,7 @@ def main() -> int:
                     cell.error = out["error"]
                 else:
                     cell.wall += out["wall_s"]
+                    cell.by_round[rnd] = statistics.median(out["wall_s"])
                     cell.cpu += out["cpu_s"]
                     cell.maxrss_kb.append(out["maxrss_kb"])
                     cell.ok = cell.ok and out["ok"]
@@ -483,8 +522,8 @@ def main() -> int:
         "",
         *(
             [
-                "Experiments (not targets): llmrelay with `trust_env=False` (`llmrelay-noenv`) and with all the",
-                "changes proposed for `src/` applied at runtime (`llmrelay-patched`, see `bench/patches.py`):",
+                "Experiments (not targets): llmrelay with all the changes proposed for `src/` applied at runtime",
+                "(`llmrelay-patched`, see `bench/patches.py`):",
                 "",
                 "```",
                 experiments,

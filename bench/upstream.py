@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -189,10 +190,7 @@ def response_for(path: bytes, headers: dict[bytes, bytes], body: bytes) -> list[
     if path.split(b"?", 1)[0].rstrip(b"/") != b"/v1/chat/completions":
         return _error("404 Not Found", f"no route for {path.decode('latin-1')}")
     match = _MAX_TOKENS.search(body)
-    if match:
-        n = int(match.group(1))
-    else:
-        n = int(headers.get(b"x-bench-chunks", b"16") or b"16")
+    n = int(match.group(1)) if match else int(headers.get(b"x-bench-chunks", b"16") or b"16")
     n = max(0, min(n, MAX_CHUNKS))
     stream = _STREAM.search(body) is not None
     key = (stream, n)
@@ -291,10 +289,8 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=1800.0)
     args = parser.parse_args()
     _raise_fd_limit()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args.port, args.max_seconds))
-    except KeyboardInterrupt:
-        pass
     sys.exit(0)
 
 
