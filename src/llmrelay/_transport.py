@@ -194,7 +194,8 @@ class AiohttpTransport(Transport):
         import urllib.request
 
         proxy = self._proxies.get(parts.scheme)
-        if proxy and urllib.request.proxy_bypass_environment(parts.hostname or "", self._proxies):
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # public, not in typeshed
+        if proxy and bypass(parts.hostname or "", self._proxies):
             proxy = None
         self._proxy_cache[key] = proxy
         return proxy

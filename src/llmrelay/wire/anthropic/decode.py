@@ -39,10 +39,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._accumulate import fold
-from ..._errors import LlmError, ProtocolError
+from ..._errors import ProtocolError
 from ..._events import StreamEvent
 from ..._types import ChatResponse
-from ..sse import SseDecoder, SseLineTooLong
+from ..sse_stream import SseStreamDecoder
 from ..stream_state import StreamState
 from .errors import error_from_payload
 from .maps import map_finish_reason, merge_usage, parse_usage
@@ -150,44 +150,16 @@ def _index(payload: dict[str, Any]) -> int | None:
     return index if isinstance(index, int) and not isinstance(index, bool) else None
 
 
-class AnthropicStreamDecoder:
+class AnthropicStreamDecoder(SseStreamDecoder):
     """Incremental decoder of one Messages API event stream."""
 
-    __slots__ = ("_message", "_sse")
+    __slots__ = ("_message",)
+    terminator = "message_stop event"
 
     def __init__(self) -> None:
-        self._sse = SseDecoder()
-        self._message = _Message()
-
-    def feed(self, data: bytes) -> list[StreamEvent]:
-        state = self._message.state
-        if state.finished:
-            return []
-        try:
-            events = self._sse.feed(data)
-        except SseLineTooLong as exc:
-            state.fail(ProtocolError(str(exc)))
-            return state.take()
-        for event in events:
-            self._event(event.event, event.data)
-            if state.finished:
-                break
-        return state.take()
-
-    def close(self) -> list[StreamEvent]:
-        state = self._message.state
-        if not state.finished:
-            self._sse.close()
-            what = "a partial event" if self._sse.discarded_partial else "no message_stop event"
-            state.fail(
-                ProtocolError(f"the stream ended before it was complete ({what}); the connection was probably cut")
-            )
-        return state.take()
-
-    def fail(self, error: LlmError) -> list[StreamEvent]:
-        state = self._message.state
-        state.fail(error)
-        return state.take()
+        message = _Message()
+        super().__init__(message.state)
+        self._message = message
 
     def _event(self, name: str, data: str) -> None:
         message = self._message

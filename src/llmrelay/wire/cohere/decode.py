@@ -32,10 +32,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..._accumulate import fold
-from ..._errors import LlmError, ProtocolError
+from ..._errors import ProtocolError
 from ..._events import StreamEvent
 from ..._types import ChatResponse
-from ..sse import SseDecoder, SseLineTooLong
+from ..sse_stream import SseStreamDecoder
 from ..stream_state import StreamState
 from .errors import finish_error
 from .maps import ERROR_FINISHES, map_finish_reason, parse_usage
@@ -81,57 +81,22 @@ def _end(state: StreamState, finish: Any, usage: Any, error: Any) -> None:
         state.done()
 
 
-class CohereStreamDecoder:
+class CohereStreamDecoder(SseStreamDecoder):
     """Incremental decoder of one Cohere v2 chat event stream."""
 
-    __slots__ = ("_last_tool", "_sse", "_state")
+    __slots__ = ("_last_tool",)
+    terminator = "message-end event"
+    vendor = "Cohere "
 
     def __init__(self) -> None:
-        self._sse = SseDecoder()
-        self._state = StreamState(map_finish_reason)
+        super().__init__(StreamState(map_finish_reason))
         self._last_tool: int | None = None
-
-    def feed(self, data: bytes) -> list[StreamEvent]:
-        state = self._state
-        if state.finished:
-            return []
-        try:
-            events = self._sse.feed(data)
-        except SseLineTooLong as exc:
-            state.fail(ProtocolError(str(exc)))
-            return state.take()
-        for event in events:
-            self._event(event.event, event.data)
-            if state.finished:
-                break
-        return state.take()
-
-    def close(self) -> list[StreamEvent]:
-        state = self._state
-        if not state.finished:
-            self._sse.close()
-            what = "a partial event" if self._sse.discarded_partial else "no message-end event"
-            state.fail(
-                ProtocolError(
-                    f"the Cohere stream ended before it was complete ({what}); the connection was probably cut"
-                )
-            )
-        return state.take()
-
-    def fail(self, error: LlmError) -> list[StreamEvent]:
-        self._state.fail(error)
-        return self._state.take()
 
     def _event(self, kind: str, data: str) -> None:
         if data.strip() == "[DONE]":
             return
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            self._state.fail(ProtocolError(f"a Cohere stream event is not JSON: {data[:120]!r}"))
-            return
-        if not isinstance(chunk, dict):
-            self._state.fail(ProtocolError(f"a Cohere stream event is not a JSON object: {data[:120]!r}"))
+        chunk = self._json_object(data)
+        if chunk is None:
             return
         etype = _str(chunk.get("type")) or kind
         handler = _HANDLERS.get(etype)

@@ -30,10 +30,10 @@ import json
 from typing import Any
 
 from ..._accumulate import fold
-from ..._errors import LlmError, ProtocolError
+from ..._errors import ProtocolError
 from ..._events import StreamEvent
 from ..._types import ChatResponse
-from ..sse import SseDecoder, SseLineTooLong
+from ..sse_stream import SseStreamDecoder
 from ..stream_state import StreamState
 from .errors import error_from_payload
 from .maps import map_finish_reason, parse_usage
@@ -41,58 +41,23 @@ from .maps import map_finish_reason, parse_usage
 __all__ = ["OpenAIChatStreamDecoder", "decode_body", "events_from_body"]
 
 
-class OpenAIChatStreamDecoder:
+class OpenAIChatStreamDecoder(SseStreamDecoder):
     """Incremental decoder of one Chat Completions event stream."""
 
-    __slots__ = ("_index_by_id", "_saw_chunk", "_sse", "_state")
+    __slots__ = ("_index_by_id",)
+    terminator = "[DONE] terminator"
 
     def __init__(self) -> None:
-        self._sse = SseDecoder()
-        self._state = StreamState(map_finish_reason)
+        super().__init__(StreamState(map_finish_reason))
         self._index_by_id: dict[str, int] = {}
-        self._saw_chunk = False
-
-    def feed(self, data: bytes) -> list[StreamEvent]:
-        state = self._state
-        if state.finished:
-            return []
-        try:
-            events = self._sse.feed(data)
-        except SseLineTooLong as exc:
-            state.fail(ProtocolError(str(exc)))
-            return state.take()
-        for event in events:
-            self._event(event.event, event.data)
-            if state.finished:
-                break
-        return state.take()
-
-    def close(self) -> list[StreamEvent]:
-        state = self._state
-        if not state.finished:
-            self._sse.close()
-            what = "a partial event" if self._sse.discarded_partial else "no [DONE] terminator"
-            state.fail(
-                ProtocolError(f"the stream ended before it was complete ({what}); the connection was probably cut")
-            )
-        return state.take()
-
-    def fail(self, error: LlmError) -> list[StreamEvent]:
-        self._state.fail(error)
-        return self._state.take()
 
     def _event(self, kind: str, data: str) -> None:
         state = self._state
         if data == "[DONE]":
             state.done()
             return
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            state.fail(ProtocolError(f"a stream event is not JSON: {data[:120]!r}"))
-            return
-        if not isinstance(chunk, dict):
-            state.fail(ProtocolError(f"a stream event is not a JSON object: {data[:120]!r}"))
+        chunk = self._json_object(data)
+        if chunk is None:
             return
         usage = chunk.get("usage")
         if usage:
