@@ -493,10 +493,13 @@ def main() -> None:
         "--min-time", type=float, default=0.0, help="keep repeating (up to --max-repeats) until this many timed seconds"
     )
     parser.add_argument("--max-repeats", type=int, default=15)
+    parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU (Linux)")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the whole run to FILE")
     parser.add_argument("--pyinstrument", metavar="FILE", help="write a pyinstrument text profile to FILE")
     args = parser.parse_args()
     LlmRelayPatched.patches = tuple(p for p in args.patches.split(",") if p)
+    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
     if args.pyinstrument:
         from pyinstrument import Profiler
 

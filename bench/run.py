@@ -122,7 +122,7 @@ def paired_ratio(cell: Cell | None, floor: Cell | None) -> float | None:
 class Upstream:
     """The fake upstream process; ``port`` once ready."""
 
-    def __init__(self, max_seconds: float) -> None:
+    def __init__(self, max_seconds: float, cpu: int | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "upstream.py"), "--port", "0", "--max-seconds", str(int(max_seconds))],
             stdout=subprocess.PIPE,
@@ -130,6 +130,8 @@ class Upstream:
             text=True,
         )
         self.port = self._wait_ready(timeout=20.0)
+        if cpu is not None:
+            os.sched_setaffinity(self.proc.pid, {cpu})
 
     def _wait_ready(self, timeout: float) -> int:
         assert self.proc.stdout is not None
@@ -165,6 +167,7 @@ def run_client(
     time_budget: float,
     min_time: float,
     timeout: float,
+    cpu: int | None,
 ) -> dict[str, Any]:
     cmd = [
         sys.executable,
@@ -178,6 +181,7 @@ def run_client(
         "--repeats", str(repeats),
         "--time-budget", str(time_budget),
         "--min-time", str(min_time),
+        *(["--cpu", str(cpu)] if cpu is not None else []),
     ]  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
@@ -207,6 +211,20 @@ def time_imports(runs: int) -> dict[str, list[float]]:
             if i:
                 out[key].append(time.perf_counter() - t0)
     return out
+
+
+def _git_commit() -> str:
+    """The checkout's commit, with ``+dirty`` when src/ has uncommitted changes ("-" outside git)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE.parent, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=HERE.parent, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "-"
+    return (head or "-") + ("+dirty" if dirty else "")
 
 
 def _version(dist: str) -> str:
@@ -407,6 +425,12 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated scenario keys (stream1,json_c1,json_c64,fanout)")
     parser.add_argument("--no-import", action="store_true", help="skip the import-time scenario")
     parser.add_argument("--experiments", action="store_true", help="also run " + ",".join(EXPERIMENTS))
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin the upstream to the last CPU and each client to CPU 0 (pinning is the default on Linux "
+        "with 2+ CPUs: the client never shares a core with the upstream, and runs vary less)",
+    )
     parser.add_argument("--out", default=str(RESULTS), help="directory for latest.json / latest.md")
     args = parser.parse_args()
 
@@ -431,8 +455,15 @@ def main() -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()
     results: dict[str, dict[str, Cell]] = {}
-    upstream = Upstream(max_seconds=1200.0)
-    print(f"fake upstream on 127.0.0.1:{upstream.port} (pid {upstream.proc.pid}); {'quick' if quick else 'full'} run")
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pin = not args.no_pin and len(cpus) >= 2
+    client_cpu = cpus[0] if pin else None
+    upstream = Upstream(max_seconds=1200.0, cpu=cpus[-1] if pin else None)
+    where = f"; upstream on CPU {cpus[-1]}, clients on CPU {client_cpu}" if pin else ""
+    print(
+        f"fake upstream on 127.0.0.1:{upstream.port} (pid {upstream.proc.pid}); "
+        f"{'quick' if quick else 'full'} run{where}"
+    )
     try:
         for sc in scs:
             cells = results.setdefault(sc.key, {})
@@ -454,6 +485,7 @@ def main() -> int:
                     time_budget=budget if slow else 1e9,
                     min_time=0.0 if slow else min_time,
                     timeout=child_timeout,
+                    cpu=client_cpu,
                 )
                 cell = cells.setdefault(client, Cell())
                 if out.get("error"):
@@ -479,6 +511,7 @@ def main() -> int:
     details = detail_table(results, scs, [*clients, *extra])
     env = {
         "started": started,
+        "commit": _git_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -488,6 +521,7 @@ def main() -> int:
         "mode": "quick" if quick else "full",
         "repeats": args.repeats,
         "rounds_floor_llmrelay": rounds,
+        "pinned": {"client_cpu": client_cpu, "upstream_cpu": cpus[-1] if pin else None},
     }
     print()
     print(table)
@@ -500,7 +534,8 @@ def main() -> int:
     print(details)
     print()
     print(
-        f"python {env['python']}, {env['cpus']} CPUs, load {load_before[0]:.2f} -> {env['loadavg_after'][0]:.2f}; "
+        f"commit {env['commit']}; python {env['python']}, {env['cpus']} CPUs, "
+        f"load {load_before[0]:.2f} -> {env['loadavg_after'][0]:.2f}; "
         + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     )
 
@@ -539,7 +574,7 @@ def main() -> int:
         "|---|---|---:|---:|---:|---:|---|",
         *("| " + ln + " |" for ln in details.splitlines()[1:]),
         "",
-        f"Python {env['python']} on {env['platform']}, {env['cpus']} CPUs, load average "
+        f"Commit {env['commit']}. Python {env['python']} on {env['platform']}, {env['cpus']} CPUs, load average "
         f"{load_before[0]:.2f} before / {env['loadavg_after'][0]:.2f} after. Versions: "
         + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
         + ".",

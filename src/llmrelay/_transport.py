@@ -254,7 +254,7 @@ class _AiohttpResponse(HttpResponse):
         self._expired: RequestTimeout | None = None
         self._eof = False
         self.status = resp.status
-        self.headers = {k.lower(): v for k, v in resp.headers.items()}
+        self.headers = resp.headers  # case-insensitive already: no per-response copy
 
     def _next_deadline(self, now: float) -> float | None:
         since = self._reading_since
@@ -284,6 +284,13 @@ class _AiohttpResponse(HttpResponse):
             return b""
         if self._expired is not None:
             raise self._expired
+        content = self._resp.content
+        if self._total_deadline is None and content.exception() is None:
+            # Fast path: bytes already buffered are returned without arming the watchdog (no wait, so no
+            # deadline can pass). Only a read that has to wait pays for the timer bookkeeping.
+            chunk = content.read_nowait()
+            if chunk:
+                return chunk
         loop = self._loop
         now = loop.time()
         if self._total_deadline is not None and now >= self._total_deadline:

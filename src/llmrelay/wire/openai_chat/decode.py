@@ -40,6 +40,8 @@ from .maps import map_finish_reason, parse_usage
 
 __all__ = ["OpenAIChatStreamDecoder", "decode_body", "events_from_body"]
 
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, not in typeshed
+
 
 class OpenAIChatStreamDecoder(SseStreamDecoder):
     """Incremental decoder of one Chat Completions event stream."""
@@ -56,9 +58,15 @@ class OpenAIChatStreamDecoder(SseStreamDecoder):
         if data == "[DONE]":
             state.done()
             return
-        chunk = self._json_object(data)
-        if chunk is None:
-            return
+        try:
+            # The C scanner directly: json.loads would also run two whitespace regexes per event.
+            chunk, end = _scan(data, 0)
+            if end != len(data) or type(chunk) is not dict:
+                raise ValueError
+        except (StopIteration, ValueError):
+            chunk = self._json_object(data)
+            if chunk is None:
+                return
         usage = chunk.get("usage")
         if usage:
             state.usage = parse_usage(usage) or state.usage
@@ -72,8 +80,19 @@ class OpenAIChatStreamDecoder(SseStreamDecoder):
         if not choices or not isinstance(choices, list):
             return
         for choice in choices:
-            if isinstance(choice, dict) and choice.get("index", 0) == 0:
-                self._choice(choice)
+            if type(choice) is dict and choice.get("index", 0) == 0:
+                delta = choice.get("delta")
+                # The hot path: a bare text delta ({"content": "..."}, maybe with a role).
+                if (
+                    type(delta) is dict
+                    and type(content := delta.get("content")) is str
+                    and len(delta) <= 2
+                    and (len(delta) == 1 or "role" in delta)
+                    and not choice.get("finish_reason")
+                ):
+                    state.text(content)
+                else:
+                    self._choice(choice)
 
     def _choice(self, choice: dict[str, Any]) -> None:
         state = self._state
