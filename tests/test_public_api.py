@@ -25,7 +25,8 @@ def test_every_public_class_and_function_has_a_docstring() -> None:
 def test_import_does_not_load_the_http_stack_or_sdks() -> None:
     code = (
         "import sys, llmrelay; "
-        "heavy = [m for m in ('aiohttp', 'httpx', 'openai', 'anthropic', 'llama_cpp', 'pydantic') if m in sys.modules]; "
+        "heavy = [m for m in ('aiohttp', 'httpx', 'openai', 'anthropic', 'llama_cpp', 'pydantic')"
+        " if m in sys.modules]; "
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
