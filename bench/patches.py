@@ -2,11 +2,14 @@
 
 The bench never edits ``src/``; ``bench/clients.py --client llmrelay-patched --patches a,b`` applies these at
 runtime so a proposal can be measured in the same run as the floor. Each patch is a candidate change to
-one ``src/`` function, kept behaviour-compatible with the original:
+one ``src/`` function, kept behaviour-compatible with the original. Status as of commit bdf2bde, which
+adopted part of them (buffered reads without the watchdog, no header copy, the C scanner and the bare-text
+fast path):
 
 - ``read``: ``_AiohttpResponse.read_chunk`` returns already-buffered bytes through
-  ``StreamReader.read_nowait()`` (and the end of an already-complete body) without the watchdog
-  bookkeeping; only a read that must wait arms the watchdog timer.
+  ``StreamReader.read_nowait()`` and the end of an already-complete body without the watchdog bookkeeping;
+  only a read that must wait arms the watchdog timer. (Adopted except the end-of-body half: the final
+  ``b""`` read of a complete non-streaming body still arms and cancels a timer.)
 - ``body``: ``HttpProvider.chat`` builds the common reply (text only) straight from the parsed body, and
   otherwise folds the body's events straight into the final ``ChatResponse`` (``fold(..., provider=,
   request_id=, warnings=)``), instead of events, fold, then ``dataclasses.replace``.
@@ -15,10 +18,12 @@ one ``src/`` function, kept behaviour-compatible with the original:
   aiohttp's slow path in ``ClientRequest.update_auto_headers``: a ``CIMultiDict`` of the skipped names plus a
   copy of the headers), reuses one ``aiohttp.ClientTimeout`` per ``Timeouts``, and
   ``_AiohttpResponse`` keeps aiohttp's case-insensitive ``resp.headers`` instead of copying them into a
-  lower-cased dict.
+  lower-cased dict (that last part adopted).
 - ``json``: ``OpenAIChatStreamDecoder._event`` parses with the C scanner (``JSONDecoder().scan_once``,
   falling back to ``json.loads`` for anything unusual) and takes a fast path for the common
-  ``{"content": "..."}`` delta.
+  ``{"content": "..."}`` delta. (Adopted; kept for measuring older checkouts.)
+
+``DEFAULT`` is what is still open.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 ALL = ("read", "body", "send", "json")
+DEFAULT = ("read", "body", "send")
 
 
 def apply(names: Sequence[str]) -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from ._accumulate import events_for
+from ._accumulate import events_for, fold
 from ._errors import InvalidRequestError, LlmError, MissingApiKey
 from ._events import Done, StreamEvent
 from ._provider import ChatStream, EventSource, Provider, emit_warnings
@@ -48,6 +47,7 @@ class HttpProvider(Provider):
         self.dialect = dialect
         self._api_key = api_key
         self._extra_headers = dict(headers or {})
+        self._headers_cache: dict[bool, dict[str, str]] = {}
         self.timeouts = timeouts or Timeouts()
         self._owns_transport = transport is None
         self._transport: Transport = transport or AiohttpTransport()
@@ -83,13 +83,16 @@ class HttpProvider(Provider):
     def _build(self, request: ChatRequest, *, stream: bool) -> tuple[HttpRequest, EncodedRequest]:
         model = self._resolve_model(request)
         encoded = self.dialect.encode(request, model=model, stream=stream)
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream" if stream else "application/json",
-            **self._auth_headers(),
-            **self._extra_headers,
-            **encoded.headers,
-        }
+        base = self._headers_cache.get(stream)
+        if base is None:
+            # Auth and configured headers do not change after construction: build them once per mode.
+            base = self._headers_cache[stream] = {
+                "content-type": "application/json",
+                "accept": "text/event-stream" if stream else "application/json",
+                **self._auth_headers(),
+                **self._extra_headers,
+            }
+        headers = {**base, **encoded.headers} if encoded.headers else base
         body = json.dumps(encoded.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return HttpRequest("POST", self._url(encoded, model=model, stream=stream), headers, body), encoded
 
@@ -120,11 +123,13 @@ class HttpProvider(Provider):
             raise exc.with_context(provider=self.name) from None
         finally:
             await response.aclose()
-        decoded = self.dialect.decode_body(body)
         request_id = request_id_from(response.headers)
+        decoded = fold(
+            self.dialect.events_from_body(body), provider=self.name, request_id=request_id, warnings=encoded.warnings
+        )
         if decoded.error is not None:
             raise decoded.error.with_context(provider=self.name, request_id=request_id)
-        return _replace(decoded, provider=self.name, request_id=request_id, warnings=encoded.warnings)
+        return decoded
 
     def chat_stream(self, request: ChatRequest) -> ChatStream:
         http_request, encoded = self._build(request, stream=True)
@@ -157,12 +162,6 @@ class HttpProvider(Provider):
     async def aclose(self) -> None:
         if self._owns_transport:
             await self._transport.aclose()
-
-
-def _replace(response: ChatResponse, **changes: Any) -> ChatResponse:
-    import dataclasses
-
-    return dataclasses.replace(response, **changes)
 
 
 class _ReplaySource:

@@ -128,6 +128,7 @@ class AiohttpTransport(Transport):
         # own trust_env re-reads the environment and ~/.netrc in a thread on every request, which costs
         # more than the rest of a small request put together (see bench/).
         self._proxies: dict[str, str] = {}
+        self._client_timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
         self._proxy_cache: dict[tuple[str, str], str | None] = {}
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -159,16 +160,19 @@ class AiohttpTransport(Transport):
             # A new event loop (a sync facade running each call in its own loop) gets its own session.
             session = self._session = self._make_session()
             self._loop = loop
-        started = loop.time()
-        total_deadline = started + timeouts.total if timeouts.total is not None else None
+        total_deadline = loop.time() + timeouts.total if timeouts.total is not None else None
         wait = _min_none(timeouts.first_byte, timeouts.total)
-        client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect)
+        client_timeout = self._client_timeouts.get(timeouts.connect)
+        if client_timeout is None:
+            client_timeout = self._client_timeouts[timeouts.connect] = aiohttp.ClientTimeout(
+                total=None, sock_connect=timeouts.connect
+            )
         try:
             async with asyncio.timeout(wait):
                 resp = await session.request(
                     request.method,
                     request.url,
-                    headers=dict(request.headers),
+                    headers=request.headers,
                     data=request.body,
                     timeout=client_timeout,
                     allow_redirects=False,
@@ -291,6 +295,10 @@ class _AiohttpResponse(HttpResponse):
             chunk = content.read_nowait()
             if chunk:
                 return chunk
+            if content.at_eof():
+                self._eof = True
+                self._cancel_watch()
+                return b""
         loop = self._loop
         now = loop.time()
         if self._total_deadline is not None and now >= self._total_deadline:

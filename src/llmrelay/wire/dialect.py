@@ -60,6 +60,10 @@ class Dialect(Protocol):
         """Decode a complete non-streaming body (by folding the events it stands for)."""
         ...
 
+    def events_from_body(self, body: bytes) -> list[StreamEvent]:
+        """The events a complete non-streaming body stands for (``decode_body`` folds them)."""
+        ...
+
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> LlmError:
         """Classify an HTTP error response (header names lower-case)."""
         ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..._errors import LlmError
+from ..._events import StreamEvent
 from ..._types import ChatRequest, ChatResponse
 from ..dialect import EncodedRequest
 from .decode import OllamaStreamDecoder, apply_object, decode_body, events_from_body
@@ -60,6 +61,9 @@ class OllamaDialect:
 
     def decode_body(self, body: bytes) -> ChatResponse:
         return decode_body(body)
+
+    def events_from_body(self, body: bytes) -> list[StreamEvent]:
+        return events_from_body(body)
 
     def decode_error(self, status: int, headers: Mapping[str, str], body: bytes) -> LlmError:
         return decode_error(status, headers, body)
