@@ -488,7 +488,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup-rounds", type=int, default=2)
     parser.add_argument("--time-budget", type=float, default=1e9, help="stop repeating after this many timed seconds")
-    parser.add_argument("--patches", default="read,body,send", help="for llmrelay-patched (bench/patches.py)")
+    parser.add_argument("--patches", default="body,send", help="for llmrelay-patched (bench/patches.py)")
     parser.add_argument(
         "--min-time", type=float, default=0.0, help="keep repeating (up to --max-repeats) until this many timed seconds"
     )

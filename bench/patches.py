@@ -2,23 +2,23 @@
 
 The bench never edits ``src/``; ``bench/clients.py --client llmrelay-patched --patches a,b`` applies these at
 runtime so a proposal can be measured in the same run as the floor. Each patch is a candidate change to
-one ``src/`` function, kept behaviour-compatible with the original. Status as of commit bdf2bde, which
-adopted part of them (buffered reads without the watchdog, no header copy, the C scanner and the bare-text
-fast path):
+one ``src/`` function, kept behaviour-compatible with the original. Status as of commit a57d3a5: bdf2bde and
+a57d3a5 adopted most of them (buffered reads and the end of the body without the watchdog, no header
+copies, cached client timeouts and headers, the C scanner, the bare-text fast path, folding the body's
+events directly):
 
 - ``read``: ``_AiohttpResponse.read_chunk`` returns already-buffered bytes through
   ``StreamReader.read_nowait()`` and the end of an already-complete body without the watchdog bookkeeping;
-  only a read that must wait arms the watchdog timer. (Adopted except the end-of-body half: the final
-  ``b""`` read of a complete non-streaming body still arms and cancels a timer.)
+  only a read that must wait arms the watchdog timer. (Adopted.)
 - ``body``: ``HttpProvider.chat`` builds the common reply (text only) straight from the parsed body, and
   otherwise folds the body's events straight into the final ``ChatResponse`` (``fold(..., provider=,
-  request_id=, warnings=)``), instead of events, fold, then ``dataclasses.replace``.
-- ``send``: ``AiohttpTransport`` builds its session without ``skip_auto_headers=("User-Agent",)`` and sends an
-  explicit ``User-Agent: llmrelay/<version>`` instead (a session-level skip list sends every request down
-  aiohttp's slow path in ``ClientRequest.update_auto_headers``: a ``CIMultiDict`` of the skipped names plus a
-  copy of the headers), reuses one ``aiohttp.ClientTimeout`` per ``Timeouts``, and
-  ``_AiohttpResponse`` keeps aiohttp's case-insensitive ``resp.headers`` instead of copying them into a
-  lower-cased dict (that last part adopted).
+  request_id=, warnings=)``), instead of events, fold, then ``dataclasses.replace``. (The fold half was
+  adopted; the direct text-only reply is still open.)
+- ``send``: ``AiohttpTransport._make_session`` drops ``skip_auto_headers=("User-Agent",)`` and sets a
+  default ``User-Agent: llmrelay/<version>`` header instead: a session-level skip list sends every request
+  down aiohttp's slow path in ``ClientRequest.update_auto_headers`` (a ``CIMultiDict`` of the skipped
+  names plus a copy of the request headers). (Still open; the cached ``ClientTimeout`` and the header
+  copies this patch also covered at first were adopted in a57d3a5.)
 - ``json``: ``OpenAIChatStreamDecoder._event`` parses with the C scanner (``JSONDecoder().scan_once``,
   falling back to ``json.loads`` for anything unusual) and takes a fast path for the common
   ``{"content": "..."}`` delta. (Adopted; kept for measuring older checkouts.)
@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 ALL = ("read", "body", "send", "json")
-DEFAULT = ("read", "body", "send")
+DEFAULT = ("body", "send")
 
 
 def apply(names: Sequence[str]) -> None:
@@ -65,15 +65,13 @@ def _patch_read() -> None:
 
 
 def _patch_send() -> None:
-    import asyncio
-
+    """The session sends ``User-Agent: llmrelay/<version>`` as a default header instead of skipping it."""
     import aiohttp
 
     import llmrelay
     from llmrelay import _transport as t
 
     user_agent = f"llmrelay/{llmrelay.__version__}"
-    timeouts_cache: dict[Any, Any] = {}
 
     def _make_session(self: Any) -> Any:
         connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
@@ -86,68 +84,11 @@ def _patch_send() -> None:
             connector=connector,
             trust_env=False,
             auto_decompress=True,
+            headers={"User-Agent": user_agent},
             timeout=aiohttp.ClientTimeout(total=None),
         )
 
-    async def send(self: Any, request: Any, timeouts: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        session = self._session
-        if session is None or session.closed or self._loop is not loop:
-            session = self._session = self._make_session()
-            self._loop = loop
-        started = loop.time()
-        total_deadline = started + timeouts.total if timeouts.total is not None else None
-        wait = t._min_none(timeouts.first_byte, timeouts.total)
-        client_timeout = timeouts_cache.get(timeouts.connect)
-        if client_timeout is None:
-            client_timeout = timeouts_cache[timeouts.connect] = aiohttp.ClientTimeout(
-                total=None, sock_connect=timeouts.connect
-            )
-        headers = dict(request.headers)
-        headers.setdefault("user-agent", user_agent)
-        try:
-            async with asyncio.timeout(wait):
-                resp = await session.request(
-                    request.method,
-                    request.url,
-                    headers=headers,
-                    data=request.body,
-                    timeout=client_timeout,
-                    allow_redirects=False,
-                    proxy=self._proxy_for(request.url) if self._proxies else None,
-                )
-        except aiohttp.ConnectionTimeoutError:
-            raise t.ConnectTimeout(f"connecting took longer than {timeouts.connect}s (Timeouts.connect)") from None
-        except TimeoutError:
-            if timeouts.total is not None and wait == timeouts.total and timeouts.total != timeouts.first_byte:
-                raise t.TotalTimeout(f"no response within the total timeout of {timeouts.total}s") from None
-            raise t.FirstByteTimeout(
-                f"no response headers within {timeouts.first_byte}s (Timeouts.first_byte)"
-            ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise t._network_error(exc, request.url) from None
-        return t._AiohttpResponse(resp, loop, timeouts.idle, total_deadline, timeouts.total)
-
-    original_init = t._AiohttpResponse.__init__
-
-    def __init__(self: Any, resp: Any, loop: Any, idle: Any, total_deadline: Any, total: Any) -> None:
-        self._resp = resp
-        self._loop = loop
-        self._idle = idle
-        self._total_deadline = total_deadline
-        self._total = total
-        self._reading_since = None
-        self._task = None
-        self._handle = None
-        self._expired = None
-        self._eof = False
-        self.status = resp.status
-        self.headers = resp.headers  # case-insensitive already
-
-    assert original_init is not None
     t.AiohttpTransport._make_session = _make_session  # type: ignore[method-assign]
-    t.AiohttpTransport.send = send  # type: ignore[method-assign]
-    t._AiohttpResponse.__init__ = __init__  # type: ignore[method-assign]
 
 
 def _patch_body() -> None:

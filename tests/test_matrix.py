@@ -105,7 +105,7 @@ async def test_parallel_tool_calls(kit: DialectKit, stream: bool, upstream: Fake
     upstream.add(
         kit.tool_calls([("c1", "get_weather", {"city": "Oslo"}), ("c2", "get_time", {"tz": "CET"})], stream=stream)
     )
-    response = await _call(kit, upstream, ChatRequest(messages=[Message.user("both")], tools=TOOLS), stream)
+    response = await _call(kit, upstream, ChatRequest(messages=[Message.user("both")], tools=TOOLS, max_tokens=64), stream)
     assert [(c.name, dict(c.arguments or {})) for c in response.tool_calls] == [
         ("get_weather", {"city": "Oslo"}),
         ("get_time", {"tz": "CET"}),
@@ -116,7 +116,7 @@ async def test_parallel_tool_calls(kit: DialectKit, stream: bool, upstream: Fake
 async def test_image_input(kit: DialectKit, upstream: FakeUpstream) -> None:
     upstream.add(kit.text("a red dot", stream=True))
     image = ImagePart(data="iVBORw0KGgo=", media_type="image/png")
-    request = ChatRequest(messages=[Message.user([TextPart("What is this?"), image])])
+    request = ChatRequest(messages=[Message.user([TextPart("What is this?"), image])], max_tokens=64)
     assert (await _call(kit, upstream, request, True)).text == "a red dot"
     assert kit.sent_image(upstream.requests[0])
 
