@@ -87,7 +87,7 @@ async def main() -> None:
     from clients import _request_body, _SseLines
     from llmrelay import ChatRequest, Message
     from llmrelay._events import TextDelta
-    from llmrelay._http_provider import _replace
+    from llmrelay._accumulate import fold
     from llmrelay._transport import MockResponse, MockTransport
     from llmrelay.wire.openai_chat.decode import OpenAIChatStreamDecoder, events_from_body
     from llmrelay.wire.sse import SseDecoder
@@ -95,7 +95,6 @@ async def main() -> None:
     provider = llmrelay.OpenAIProvider("gpt-4o-mini", base_url="http://127.0.0.1:9/v1", api_key="sk-x")
     json_body = upstream.render_json(50)[0].split(b"\r\n\r\n", 1)[1]
     req = ChatRequest(messages=[Message.user("hi")], max_tokens=50)
-    decoded = provider.dialect.decode_body(json_body)
     loop = asyncio.get_running_loop()
     session = aiohttp.ClientSession(trust_env=True)
     url = URL("http://127.0.0.1:9/v1/chat/completions")
@@ -125,10 +124,25 @@ async def main() -> None:
     b.add("llmrelay: events_from_body(body)", lambda: events_from_body(json_body), 5000)
     b.add("llmrelay: dialect.decode_body(body)  (events + fold)", lambda: provider.dialect.decode_body(json_body), 5000)
     b.add(
-        "llmrelay: _replace(response, provider=, request_id=, warnings=)",
-        lambda: _replace(decoded, provider="openai", request_id="x", warnings=()),
+        "llmrelay: fold(events_from_body(body), provider=, ...)  (what chat() does)",
+        lambda: fold(events_from_body(json_body), provider="openai", request_id="x", warnings=()),
         5000,
     )
+    import patches
+
+    b.add(
+        "llmrelay: patches._plain_reply(body, ...)  (proposed text-only fast path)",
+        lambda: patches._plain_reply(json_body, "openai", "x", ()),
+        5000,
+    )
+    enc = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    body_dict = provider.dialect.encode(req, model="gpt-4o-mini", stream=False).body
+    b.add(
+        "json.dumps(body, ensure_ascii=False, separators=...)  (per _build)",
+        lambda: json.dumps(body_dict, ensure_ascii=False, separators=(",", ":")),
+        5000,
+    )
+    b.add("a module-level JSONEncoder(...).encode(body) instead (proposed)", lambda: enc(body_dict), 5000)
     b.add(
         "aiohttp.ClientTimeout(total=None, sock_connect=10)  (per send)",
         lambda: aiohttp.ClientTimeout(sock_connect=10.0),
@@ -173,7 +187,6 @@ async def main() -> None:
     b.add("llmrelay: SseDecoder.feed only", sse_only, 1, "ms")
     b.add("llmrelay: OpenAIChatStreamDecoder.feed (SSE + JSON + events)", lr_decode, 1, "ms")
     b.add("llmrelay: chat_stream over MockTransport (+ ChatStream, Accumulator)", lr_stream_inmemory, 1, "ms", True)
-    import patches
 
     class PatchedDecoder(OpenAIChatStreamDecoder):
         __slots__ = ()

@@ -31,8 +31,17 @@ def user_config_path() -> Path:
     """``llmrelay.toml`` in the per-user configuration directory (it may not exist)."""
     try:
         from platformdirs import user_config_path as _user_dir
-    except ImportError:  # platformdirs is a dependency; this keeps a broken install usable on Linux
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    except ImportError:
+        # platformdirs is optional (the `config` extra) so the core install stays at aiohttp's ten
+        # distributions; without it, the same three conventional locations platformdirs resolves.
+        import sys
+
+        if sys.platform == "win32":
+            base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+        elif sys.platform == "darwin":
+            base = Path.home() / "Library" / "Application Support"
+        else:
+            base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
         return base / "llmrelay" / CONFIG_NAME
     return _user_dir("llmrelay", appauthor=False) / CONFIG_NAME
 
