@@ -86,8 +86,8 @@ async def main() -> None:
     import llmrelay
     from clients import _request_body, _SseLines
     from llmrelay import ChatRequest, Message
-    from llmrelay._events import TextDelta
     from llmrelay._accumulate import fold
+    from llmrelay._events import TextDelta
     from llmrelay._transport import MockResponse, MockTransport
     from llmrelay.wire.openai_chat.decode import OpenAIChatStreamDecoder, events_from_body
     from llmrelay.wire.sse import SseDecoder

@@ -226,3 +226,13 @@ def test_a_literal_key_is_accepted_with_a_warning_that_never_shows_it(tmp_path: 
     assert "providers.openai.api_key" in messages[0] and "api_key_env" in messages[0]
     assert secret not in messages[0]
     assert secret not in repr(config)
+
+
+def test_user_config_path_without_platformdirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    from llmrelay.config._load import user_config_path
+
+    monkeypatch.setitem(sys.modules, "platformdirs", None)  # as if the optional extra were not installed
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert user_config_path() == tmp_path / "llmrelay" / "llmrelay.toml"
