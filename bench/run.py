@@ -227,6 +227,10 @@ def _git_commit() -> str:
     return (head or "-") + ("+dirty" if dirty else "")
 
 
+def _commit_span(start: str, end: str) -> str:
+    return start if start == end else f"{start} -> {end} (the checkout changed during the run)"
+
+
 def _version(dist: str) -> str:
     try:
         return metadata.version(dist)
@@ -453,6 +457,7 @@ def main() -> int:
     run_deadline = time.monotonic() + (105.0 if quick else 540.0) + (150.0 if extra and not quick else 0.0)
 
     started = time.strftime("%Y-%m-%d %H:%M:%S")
+    commit_start = _git_commit()
     load_before = os.getloadavg()
     results: dict[str, dict[str, Cell]] = {}
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -511,7 +516,7 @@ def main() -> int:
     details = detail_table(results, scs, [*clients, *extra])
     env = {
         "started": started,
-        "commit": _git_commit(),
+        "commit": _commit_span(commit_start, _git_commit()),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),

@@ -22,6 +22,8 @@ from .wire.http_errors import request_id_from
 __all__ = ["HttpProvider", "require_key"]
 
 _DRAIN_AFTER_DONE = 0.25
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""One encoder for every request: ``json.dumps`` with options builds a new one per call."""
 
 
 class HttpProvider(Provider):
@@ -93,7 +95,7 @@ class HttpProvider(Provider):
                 **self._extra_headers,
             }
         headers = {**base, **encoded.headers} if encoded.headers else base
-        body = json.dumps(encoded.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        body = _encode_json(encoded.body).encode("utf-8")
         return HttpRequest("POST", self._url(encoded, model=model, stream=stream), headers, body), encoded
 
     async def _send(self, http_request: HttpRequest) -> HttpResponse:
