@@ -105,7 +105,9 @@ async def test_parallel_tool_calls(kit: DialectKit, stream: bool, upstream: Fake
     upstream.add(
         kit.tool_calls([("c1", "get_weather", {"city": "Oslo"}), ("c2", "get_time", {"tz": "CET"})], stream=stream)
     )
-    response = await _call(kit, upstream, ChatRequest(messages=[Message.user("both")], tools=TOOLS, max_tokens=64), stream)
+    response = await _call(
+        kit, upstream, ChatRequest(messages=[Message.user("both")], tools=TOOLS, max_tokens=64), stream
+    )
     assert [(c.name, dict(c.arguments or {})) for c in response.tool_calls] == [
         ("get_weather", {"city": "Oslo"}),
         ("get_time", {"tz": "CET"}),
