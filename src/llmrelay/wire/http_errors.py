@@ -26,6 +26,8 @@ from .._errors import (
 
 __all__ = [
     "STATUS_ERRORS",
+    "envelope",
+    "error_body",
     "error_class_for_status",
     "json_or_none",
     "parse_retry_after",
@@ -100,6 +102,21 @@ def request_id_from(headers: Mapping[str, str]) -> str | None:
         if value:
             return value
     return None
+
+
+def error_body(status: int, body: bytes) -> tuple[Any, str]:
+    """An error response's parsed JSON (or, when it is not JSON, an ``{"error": {"message": ...}}`` envelope
+    around its text, as proxies send HTML or plain text) and its text."""
+    text = body.decode("utf-8", "replace")
+    payload = json_or_none(body)
+    if payload is None:
+        payload = envelope(status, text)
+    return payload, text
+
+
+def envelope(status: int, text: str) -> dict[str, Any]:
+    """An OpenAI-style error object carrying a non-JSON body's text."""
+    return {"error": {"message": text.strip()[:300] or f"HTTP {status} with an empty body"}}
 
 
 def json_or_none(body: bytes | str) -> Any:

@@ -45,7 +45,7 @@ from ..._errors import (
     RateLimitError,
     ServerError,
 )
-from ..http_errors import STATUS_ERRORS, error_class_for_status, json_or_none, parse_retry_after
+from ..http_errors import STATUS_ERRORS, envelope, error_body, error_class_for_status, parse_retry_after
 
 __all__ = ["ERROR_TYPES", "GENERIC_TYPES", "decode_error", "error_from_payload"]
 
@@ -108,8 +108,7 @@ def error_from_payload(
 
 def decode_error(status: int, headers: Mapping[str, str], body: bytes) -> LlmError:
     """Classify an HTTP error response (a JSON error body, or anything else a proxy may send)."""
-    text = body.decode("utf-8", "replace")
-    payload = json_or_none(body)
+    payload, text = error_body(status, body)
     if not isinstance(payload, dict) or not isinstance(payload.get("error"), (dict, str)):
-        payload = {"error": {"message": text.strip()[:300] or f"HTTP {status} with an empty body"}}
+        payload = envelope(status, text)
     return error_from_payload(payload, status=status, headers=headers, body=text)

@@ -25,7 +25,7 @@ from ..._errors import (
     RateLimitError,
     ServerError,
 )
-from ..http_errors import error_class_for_status, json_or_none, parse_retry_after
+from ..http_errors import error_body, error_class_for_status, parse_retry_after
 
 __all__ = ["decode_error", "error_from_payload"]
 
@@ -110,8 +110,5 @@ def error_from_payload(
 
 def decode_error(status: int, headers: Mapping[str, str], body: bytes) -> LlmError:
     """Classify an HTTP error response."""
-    text = body.decode("utf-8", "replace")
-    payload = json_or_none(body)
-    if payload is None:
-        payload = {"error": {"message": text.strip()[:300] or f"HTTP {status} with an empty body"}}
+    payload, text = error_body(status, body)
     return error_from_payload(payload, status=status, headers=headers, body=text)
