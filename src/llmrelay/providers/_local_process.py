@@ -14,6 +14,7 @@ import asyncio
 import atexit
 import collections
 import contextlib
+import io
 import json
 import os
 import signal
@@ -118,8 +119,13 @@ class WorkerProcess:
             start_new_session=True,  # Ctrl-C in a terminal reaches the caller, which then cancels
         )
         assert self.process.stdout is not None and self.process.stderr is not None
-        threading.Thread(target=self._read_stdout, args=(self.process.stdout,), daemon=True).start()
-        threading.Thread(target=self._read_stderr, args=(self.process.stderr,), daemon=True).start()
+        # Unbuffered pipes (each request is written at once), read through a buffer: a raw pipe's readline
+        # is one system call per byte.
+        raw_out: Any = self.process.stdout
+        raw_err: Any = self.process.stderr
+        stdout, stderr = io.BufferedReader(raw_out), io.BufferedReader(raw_err)
+        threading.Thread(target=self._read_stdout, args=(stdout,), daemon=True).start()
+        threading.Thread(target=self._read_stderr, args=(stderr,), daemon=True).start()
 
     @property
     def pid(self) -> int:

@@ -51,6 +51,10 @@ SEGMENT = 64
 a finer grain for reuse)."""
 
 
+TAIL = 8
+"""A last segment this short (the chat template's generation prompt) is evaluated with the one before."""
+
+
 class _Cancelled(Exception):
     """Raised inside llama.cpp's generator (from ``sample``) to stop a cancelled generation."""
 
@@ -113,13 +117,19 @@ def _llama_class(llama_cpp: Any) -> Any:
                     if a != b:
                         break
                     shared += 1
-                shared = min(shared, len(tokens) - 1)
+                canonical_end = len(tokens)
+                if len(starts) > 1 and len(tokens) - starts[-1] <= TAIL:
+                    # The generation prompt (`<|im_start|>assistant\n`) rides with the last message: one
+                    # batch fewer before the first token. Its KV is then not canonical: never reused.
+                    starts.pop()
+                    canonical_end = starts[-1]
+                shared = min(shared, len(tokens) - 1, canonical_end)
                 reuse = max(s for s in starts if s <= shared)
                 # llama-cpp-python reuses the cache up to n_tokens and evaluates the rest; `eval` below cuts
                 # the rest at the segment starts.
                 self.n_tokens = reuse
                 self.relay_segments = [s - reuse for s in starts if s > reuse] + [len(tokens) - reuse]
-                self.relay_prompt_len = len(tokens)
+                self.relay_prompt_len = canonical_end
             else:
                 self.relay_prompt_len = 0  # what this run leaves in the cache is not canonical
             return super().generate(tokens, *args, **kwargs)
