@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import signal
 import time
@@ -188,13 +189,19 @@ async def test_a_native_crash_is_a_typed_error_and_the_next_call_gets_a_new_work
 
 
 async def test_a_worker_that_dies_while_loading_is_a_typed_error() -> None:
-    dying = LocalProvider(n_ctx=1280)
+    dying = LocalProvider(n_ctx=1280)  # its own worker
     stream = dying.chat_stream(request(max_tokens=4))
-    worker = _local_process.worker_for(dying.load_settings(dying.model_file()))
+    entering = asyncio.create_task(stream.__aenter__())
+    worker = None
+    for _ in range(500):  # bounded: the worker imports llama_cpp and loads the model for well over 10 ms
+        await asyncio.sleep(0.01)
+        worker = _local_process._workers.get(json.dumps(dying.load_settings(dying.model_file()), sort_keys=True))
+        if worker is not None and worker._ready_waiters:
+            break
+    assert worker is not None and worker._ready_waiters, "the stream never waited for the worker"
     os.kill(worker.pid, signal.SIGKILL)
     with pytest.raises(LocalModelCrash, match=r"signal 9 \(SIGKILL\)"):
-        async with stream:
-            pass
+        await entering
 
 
 async def test_prompt_evaluation_is_canonical_whatever_ran_before() -> None:
