@@ -184,6 +184,28 @@ def test_ollama_host_moves_the_ollama_row(monkeypatch: pytest.MonkeyPatch) -> No
     assert getattr(provider, "base_url", None) == "http://127.0.0.1:12345"
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "localhost", ":8080", "https://ollama.example", "::1", "box/ollama/"])
+def test_ollama_host_is_read_one_way_whichever_way_the_provider_is_built(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    from llmrelay.providers.ollama import OllamaProvider
+
+    monkeypatch.setenv("OLLAMA_HOST", host)
+    through_registry = ProviderRegistry().provider("ollama/llama3.2")
+    assert getattr(through_registry, "base_url", None) == OllamaProvider("llama3.2").base_url
+
+
+def test_a_missing_azure_endpoint_is_told_apart_by_its_code_not_its_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key-0123456789")
+    with pytest.raises(MissingApiKey) as info:
+        ProviderRegistry().provider("azure/my-deploy")
+    assert info.value.code == "missing_endpoint" and "AZURE_OPENAI_ENDPOINT" in str(info.value)
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY")
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://example.openai.azure.com")
+    with pytest.raises(MissingApiKey, match="AZURE_OPENAI_API_KEY"):
+        ProviderRegistry().provider("azure/my-deploy")
+
+
 def test_a_missing_key_names_the_variable_and_the_config_key() -> None:
     with pytest.raises(MissingApiKey) as info:
         ProviderRegistry().provider("groq/llama-3.3-70b")

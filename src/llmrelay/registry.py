@@ -82,10 +82,6 @@ LOCAL_DEFAULT = ("local", "smollm2")
 # Provider types that are not wire dialects: name -> "module:Class".
 _TYPES: dict[str, str] = {"local": "llmrelay.providers.local:LocalProvider"}
 
-# Environment variables that move a row's base URL although the row does not name them, because the tool
-# they belong to predates the row (Ollama's own CLI reads OLLAMA_HOST, often without a scheme).
-_EXTRA_BASE_URL_ENV: dict[str, str] = {"ollama": "OLLAMA_HOST"}
-
 _types_lock = threading.Lock()
 _plugins_lock = threading.Lock()
 _plugins_loaded = False
@@ -268,20 +264,6 @@ def _check_settings(cls: Callable[..., Any], entry: ProviderConfig, file: Path |
             )
 
 
-def _normalise_url(value: str) -> str:
-    return value if "://" in value else f"http://{value}"
-
-
-def _row_base_url(row: Endpoint) -> str | None:
-    url = row.resolved_base_url()
-    if url == row.base_url and row.base_url_env is None:
-        extra = _EXTRA_BASE_URL_ENV.get(row.name)
-        from_env = os.environ.get(extra) if extra else None
-        if from_env:
-            return _normalise_url(from_env.rstrip("/"))
-    return url
-
-
 # --- the factory -------------------------------------------------------------------------------------------
 
 
@@ -305,7 +287,9 @@ def build_provider(
     row = _row(kind)
     if row is None:
         return _build_bare(entry, model, transport, path)
-    base_url = entry.base_url or _row_base_url(row)
+    # OLLAMA_HOST is not read here: the ollama row has no base URL, so OllamaProvider reads it, with the
+    # ollama CLI's rules (normalize_ollama_host), whichever way it is built.
+    base_url = entry.base_url or row.resolved_base_url()
     row = replace(row, name=entry.name)
     if entry.api_key_env:
         row = replace(row, key_env=(entry.api_key_env,))
@@ -335,9 +319,9 @@ def build_provider(
     try:
         return provider_for(row, model, **overrides)
     except MissingApiKey as exc:
-        if exc.message.startswith("no API key"):
-            raise MissingApiKey(_key_hint(entry, row), provider=entry.name) from None
-        raise
+        if exc.code == "missing_endpoint":  # Azure without an endpoint: its own message says what to set
+            raise
+        raise MissingApiKey(_key_hint(entry, row), provider=entry.name) from None
 
 
 def _key_hint(entry: ProviderConfig, row: Endpoint) -> str:
