@@ -309,3 +309,22 @@ async def test_version_and_the_console_script(home: Path) -> None:
         proc = await asyncio.create_subprocess_exec(str(script), "--version", stdout=subprocess.PIPE)
         out, _ = await proc.communicate()
         assert proc.returncode == 0 and out.decode().startswith("llmrelay ")
+
+
+async def test_sections_not_yet_in_effect_are_warned_about_never_silently_ignored(home: Path) -> None:
+    path = home / "llmrelay.toml"
+    path.write_text(
+        'default = "mine/smollm2"\n[providers.mine]\ntype = "local"\n'
+        '[fallbacks]\ndefault = ["local/smollm2"]\n'
+        "[rate_limits.openai]\nrequests_per_minute = 5\n"
+        '[deliberations.review]\nmodels = ["local/smollm2"]\njudge = "local/smollm2"\n'
+        '[gateway]\nhost = "127.0.0.1"\n'
+    )
+    result = await run(home, "config", "check")
+    assert result.code == EXIT_OK, result
+    warned = [line for line in result.err.splitlines() if line.startswith("llmrelay: warning: ")]
+    for section in ("fallbacks", "rate_limits", "deliberations", "gateway"):
+        assert any(f"[{section}] is valid but not yet in effect" in line for line in warned), result.err
+    assert all(str(path) in line for line in warned)
+    path.write_text('[providers.mine]\ntype = "local"\n')
+    assert "not yet in effect" not in (await run(home, "config", "check")).err

@@ -93,7 +93,16 @@ def parse_error(text: str) -> str:
 
 
 def test_every_section_parses_to_typed_values(tmp_path: Path) -> None:
-    config = read_config(write(tmp_path / "llmrelay.toml", FULL))
+    from llmrelay import LlmRelayWarning
+
+    with pytest.warns(LlmRelayWarning, match="not yet in effect") as caught:
+        config = read_config(write(tmp_path / "llmrelay.toml", FULL))
+    assert sorted(str(w.message).split("[")[1].split("]")[0] for w in caught) == [
+        "deliberations",
+        "fallbacks",
+        "gateway",
+        "rate_limits",
+    ]
     assert config.path == tmp_path / "llmrelay.toml"
     assert config.default == "fast"
     assert list(config.providers) == ["groq", "work", "mine"]

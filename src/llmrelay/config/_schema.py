@@ -396,6 +396,17 @@ def _opt(table: Mapping[str, Any], name: str, check: Callable[[object, str], T],
     return check(table[name], f"{key}.{name}") if name in table else None
 
 
+NOT_YET_IN_EFFECT: Mapping[str, str] = {
+    "fallbacks": "no call falls back yet; name one model string per call",
+    "rate_limits": "nothing is rate-limited yet; every request is sent at once",
+    "deliberations": "there is no deliberation command yet",
+    "gateway": "there is no `llmrelay serve` yet",
+}
+"""Sections the file may hold and that are validated, but that no code reads yet (each goes when the work
+that implements it lands). Loading a file with one of them warns, so a configured limit never silently
+limits nothing."""
+
+
 def parse_config(data: Mapping[str, Any], file: str | Path | None = None) -> Config:
     """Validate a parsed TOML document and build the ``Config``; raises ``ConfigError`` on the first fault."""
     path = Path(file) if file is not None else None
@@ -407,7 +418,7 @@ def parse_config(data: Mapping[str, Any], file: str | Path | None = None) -> Con
     clash = sorted(set(aliases) & set(providers))
     if clash:
         raise c.fail(f"aliases.{clash[0]}", "an alias cannot have the name of a configured provider")
-    return Config(
+    config = Config(
         path=path,
         default=default,
         providers=providers,
@@ -417,3 +428,12 @@ def parse_config(data: Mapping[str, Any], file: str | Path | None = None) -> Con
         deliberations=_deliberations(c, data["deliberations"]) if "deliberations" in data else {},
         gateway=_gateway(c, data["gateway"]) if "gateway" in data else None,
     )
+    where = f"{path}: " if path else ""
+    for section, consequence in NOT_YET_IN_EFFECT.items():
+        if section in data:
+            warnings.warn(
+                f"{where}[{section}] is valid but not yet in effect in this version of llmrelay: {consequence}",
+                LlmRelayWarning,
+                stacklevel=2,
+            )
+    return config
