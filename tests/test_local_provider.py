@@ -296,3 +296,49 @@ async def test_the_convenience_api_falls_back_to_the_local_model_and_says_so_onc
     assert reply.provider == "local" and reply.text and pieces
     err = capsys.readouterr().err
     assert err.count("answering with the built-in local model local/smollm2") == 1
+
+
+async def test_the_cli_survives_a_crash_and_says_how_to_rebuild(tmp_path: Path) -> None:
+    """`llmrelay chat` whose worker segfaults mid-answer: exit 3, one line with the rebuild command."""
+    import subprocess
+    import sys
+
+    from llmrelay.cli import EXIT_CONFIG
+
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL", "_ENDPOINT"))}
+    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path), LLMRELAY_CONFIG=str(tmp_path / "empty.toml"))
+    (tmp_path / "empty.toml").write_text("")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "llmrelay", "chat", "--max-tokens", "400", "Write a long story about a dragon.",
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    first = await asyncio.wait_for(proc.stdout.read(1), 120)  # the answer has begun: the worker is generating
+    children = [
+        int(pid)
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and _ppid(int(pid)) == proc.pid and b"_local_worker" in _cmdline(int(pid))
+    ]
+    assert len(children) == 1, "the CLI runs the model in one worker process"
+    os.kill(children[0], signal.SIGSEGV)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == EXIT_CONFIG, (proc.returncode, err)
+    lines = [line for line in err.decode().splitlines() if line.startswith("llmrelay: error: ")]
+    assert len(lines) == 1 and "Traceback" not in err.decode(), err
+    assert "killed by signal 11 (SIGSEGV)" in lines[0] and 'CMAKE_ARGS="-DGGML_NATIVE=OFF' in lines[0]
+    assert first + out, "the partial answer was printed before the error"
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
