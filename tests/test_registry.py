@@ -340,4 +340,4 @@ async def test_aclose_closes_the_shared_pool(upstream: FakeUpstream, monkeypatch
     transport = reg._transport
     assert transport is not None and a._transport is transport and b._transport is transport  # type: ignore[attr-defined]
     await reg.aclose()
-    assert transport._session is None  # type: ignore[attr-defined]
+    assert not transport._sessions  # type: ignore[attr-defined]

@@ -163,3 +163,109 @@ def test_run_sync_from_the_background_loop_itself_is_refused() -> None:
 
     with pytest.raises(RuntimeError, match="await the coroutine instead"):
         run_sync(nested())
+
+
+# --- interrupting a step: Ctrl-C and timeouts -------------------------------------------------------------
+
+STALLING_CHUNK = {"choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": None}]}
+
+
+class StallingUpstream(ThreadedUpstream):
+    """A threaded fake upstream whose stream sends one delta, stalls for ``STALL`` seconds, then goes on
+    (so the server notices a client that left when it writes again)."""
+
+    STALL = 1.0
+
+    def __enter__(self) -> FakeUpstream:
+        up = super().__enter__()
+        up.route(
+            "/v1/chat/completions",
+            Reply.sse([STALLING_CHUNK] * 3 + ["[DONE]"], stall=self.STALL, stall_after=1),
+        )
+        return up
+
+    def disconnected(self, within: float = 5.0) -> bool:
+        return asyncio.run_coroutine_threadsafe(self.up.wait_disconnect(within), self.loop).result(within + 5)
+
+    def config(self) -> Config:
+        import tomllib
+
+        text = f'[providers.fake]\ntype = "openai"\nbase_url = "{self.up.url("/v1")}"\ndefault_model = "m"'
+        return parse_config(tomllib.loads(text))
+
+
+def test_a_step_timeout_in_a_real_stream_is_a_timeout_error_and_closes_the_connection() -> None:
+    # The api-level stream closes its provider (an await) while being cancelled: closing the generator at
+    # the same time used to fail with "aclose(): asynchronous generator is already running".
+    from llmrelay.api import chat_stream as async_chat_stream
+
+    stalling = StallingUpstream()
+    with stalling:
+        cfg = stalling.config()
+        pieces = []
+        with pytest.raises(TimeoutError):
+            for piece in iter_sync(async_chat_stream("fake/m", "hi", config=cfg), timeout=0.3):
+                pieces.append(piece)
+        assert pieces == ["x"]
+        assert stalling.disconnected()
+        # the background loop is fine afterwards
+        assert run_sync(asyncio.sleep(0, result=7)) == 7
+
+
+def test_ctrl_c_in_a_real_stream_is_a_keyboard_interrupt_and_closes_the_connection() -> None:
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    stalling = StallingUpstream()
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with stalling:
+            cfg = stalling.config()
+            pieces = []
+            signal.setitimer(signal.ITIMER_REAL, 0.5)  # Ctrl-C while the main thread waits for the stall
+            with pytest.raises(KeyboardInterrupt) as info:
+                for piece in chat_stream_sync("fake/m", "hi", config=cfg):
+                    pieces.append(piece)
+            assert not isinstance(info.value.__context__, RuntimeError)
+            assert pieces == ["x"]
+            assert stalling.disconnected()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_an_interrupted_step_is_finished_before_the_error_propagates() -> None:
+    cleaned = threading.Event()
+
+    async def slow_cleanup() -> AsyncIterator[int]:
+        try:
+            yield 1
+            await asyncio.sleep(30)
+            yield 2
+        finally:
+            await asyncio.sleep(0.2)  # cleanup that waits, as closing a provider does
+            cleaned.set()
+
+    iterator = slow_cleanup()
+    with pytest.raises(TimeoutError):
+        for _ in iter_sync(iterator, timeout=0.2):
+            pass
+    assert cleaned.is_set()  # the cancelled step's cleanup ran to its end first
+    assert iterator.ag_frame is None  # then the generator was closed, without RuntimeError
+
+
+def test_run_sync_waits_for_the_cancelled_task_before_raising() -> None:
+    finished = threading.Event()
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            await asyncio.sleep(0.2)
+            finished.set()
+
+    with pytest.raises(TimeoutError):
+        run_sync(slow(), timeout=0.1)
+    assert finished.is_set()

@@ -8,19 +8,25 @@ Timeouts are four separate knobs (``Timeouts``):
 
 - ``connect``: TCP/TLS connect (aiohttp's ``sock_connect``) -> ``ConnectTimeout``;
 - ``first_byte``: from sending the request to receiving the response headers -> ``FirstByteTimeout``;
-- ``idle``: the longest wait for the next body bytes while reading -> ``IdleTimeout``;
+- ``idle``: the longest wait for the next body bytes while reading, and in a stream for the next event
+  (see ``Timeouts.idle``) -> ``IdleTimeout``;
 - ``total``: the whole call, body included -> ``TotalTimeout``.
 
 The idle/total deadlines are enforced by one watchdog timer per response that only cancels the task while
 it is blocked on a read, so per-chunk cost is a clock read, and time the caller spends between chunks
 (processing events) never counts as upstream idleness.
+
+Whole bodies (a non-streamed reply, or a JSON document answering a streaming request) are read with
+``read_body``, which refuses one larger than a limit (``HttpProvider.max_body_bytes``) with
+``ProtocolError`` instead of growing without bound.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -56,10 +62,19 @@ class Timeouts:
     """Deadlines in seconds; ``None`` disables one."""
 
     connect: float | None = 10.0
+    """TCP (and TLS) connect."""
     first_byte: float | None = 300.0
-    """Slow reasoning models may think for minutes before the first byte of a non-streaming reply."""
+    """From sending the request to the response headers. Slow reasoning models may think for minutes
+    before the first byte of a non-streaming reply."""
     idle: float | None = 120.0
+    """The longest wait for progress in the middle of a body. In a stream, progress means an event:
+    SSE comments (``: keep-alive``), empty keep-alive lines and blank NDJSON lines do not count, so a
+    server that only sends those ends the stream with ``IdleTimeout`` too, within about ``2 * idle``
+    seconds of the last event (the check runs when such bytes arrive; a silent connection trips it after
+    ``idle``). Only time spent waiting for the provider counts, never the time the caller spends
+    between reads. An event must therefore arrive whole within ``idle``."""
     total: float | None = None
+    """The whole call, body included."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +130,16 @@ class Transport(ABC):
 
 
 class AiohttpTransport(Transport):
-    """The production transport: one aiohttp ``ClientSession`` (one connection pool) shared by all calls.
+    """The production transport: one aiohttp ``ClientSession`` (one connection pool) per event loop,
+    shared by all calls made in that loop.
 
-    The session is created lazily inside the running event loop on the first request; use one transport
-    per event loop.
+    A session is created lazily inside the running event loop on its first request. One transport (so one
+    provider) may serve several loops, one after another (consecutive ``asyncio.run`` calls) or at once
+    (threads): each loop gets its own session, which is closed inside that loop when the loop shuts down
+    (``asyncio.run``, ``asyncio.Runner`` and pytest-asyncio call ``loop.shutdown_asyncgens()``), or by
+    ``aclose()``: no session or socket outlives a loop that shuts down that way. A loop closed without
+    ``shutdown_asyncgens()`` cannot run that close any more: its session is then closed without the loop
+    when the transport is next used or closed, and asyncio closes its sockets when they are collected.
     """
 
     def __init__(self, *, max_connections: int = 1000, trust_env: bool = True) -> None:
@@ -130,8 +151,7 @@ class AiohttpTransport(Transport):
         self._proxies: dict[str, str] = {}
         self._client_timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
         self._proxy_cache: dict[tuple[str, str], str | None] = {}
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sessions: dict[asyncio.AbstractEventLoop, _LoopSession] = {}
 
     def _make_session(self) -> aiohttp.ClientSession:
         import aiohttp
@@ -156,12 +176,11 @@ class AiohttpTransport(Transport):
         import aiohttp
 
         loop = asyncio.get_running_loop()
-        session = self._session
-        if session is None or session.closed or self._loop is not loop:
+        entry = self._sessions.get(loop)
+        if entry is None or entry.session.closed:
             # No await between the check and the assignment: concurrent first calls share one session.
-            # A new event loop (a sync facade running each call in its own loop) gets its own session.
-            session = self._session = self._make_session()
-            self._loop = loop
+            entry = self._open(loop)
+        session = entry.session
         total_deadline = loop.time() + timeouts.total if timeouts.total is not None else None
         wait = _min_none(timeouts.first_byte, timeouts.total)
         client_timeout = self._client_timeouts.get(timeouts.connect)
@@ -206,10 +225,79 @@ class AiohttpTransport(Transport):
         self._proxy_cache[key] = proxy
         return proxy
 
+    def _open(self, loop: asyncio.AbstractEventLoop) -> _LoopSession:
+        for other in list(self._sessions):
+            if other.is_closed():
+                stale = self._sessions.pop(other, None)
+                if stale is not None:
+                    stale.discard()
+        entry = self._sessions[loop] = _LoopSession(self._make_session())
+        return entry
+
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        """Close the session of the calling loop (and of loops already closed); a session in use by a
+        loop running in another thread is closed there."""
+        loop = asyncio.get_running_loop()
+        for other in list(self._sessions):
+            if other is not loop and not other.is_closed() and not other.is_running():
+                continue  # an idle loop: it closes its own session when it shuts down
+            entry = self._sessions.pop(other, None)
+            if entry is None:
+                continue
+            if other is loop:
+                await entry.close()
+            elif other.is_closed():
+                entry.discard()
+            else:
+                asyncio.run_coroutine_threadsafe(entry.close(), other)
+
+
+async def _close_at_shutdown(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """Suspended for the session's life; its ``finally`` closes the session inside its loop when the loop
+    shuts down (``shutdown_asyncgens``), or when ``_LoopSession.close`` closes it."""
+    try:
+        yield
+    finally:
+        if not session.closed:
+            await session.close()
+
+
+class _LoopSession:
+    """The aiohttp session of one event loop, and the async generator that closes it with the loop."""
+
+    __slots__ = ("_guard", "session")
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self._guard = _close_at_shutdown(session)
+        # Run the guard to its ``yield``, synchronously: the running loop records it (asyncgen first-iter
+        # hook), so the loop's ``shutdown_asyncgens()`` will close it, and so the session.
+        with contextlib.suppress(StopIteration):
+            self._guard.asend(None).send(None)
+
+    async def close(self) -> None:
+        await self._guard.aclose()
+
+    def discard(self) -> None:
+        """Close a session whose loop was closed without ``shutdown_asyncgens()``, without that loop: the
+        pool is marked closed and emptied (its sockets are closed by asyncio when collected), and the
+        guard is finished here, so that it does not try to run on the dead loop."""
+        if not self.session.closed:
+            _drive(self.session.close())
+            self.session.detach()
+        _drive(self._guard.aclose())
+
+
+def _drive(awaitable: Awaitable[None]) -> None:
+    """Run an awaitable that completes without waiting (a close on a closed loop) to its end."""
+    step = awaitable.__await__()
+    try:
+        step.send(None)
+    except StopIteration:
+        return
+    except Exception:
+        pass
+    step.close()
 
 
 def _network_error(exc: BaseException, url: str) -> NetworkError:
@@ -337,11 +425,14 @@ class _AiohttpResponse(HttpResponse):
 
     async def aclose(self) -> None:
         self._cancel_watch()
-        if self._eof:
-            self._resp.release()
+        resp = self._resp
+        if self._eof or resp.content.is_eof():
+            # The whole body has arrived (read or not): the connection goes back to the pool.
+            resp.release()
         else:
-            # Abort: the server sees the connection close at once instead of streaming on.
-            self._resp.close()
+            # Abort, without waiting for the rest: the server sees the connection close at once instead of
+            # streaming on (after a stream's end marker, the pool just loses this one connection).
+            resp.close()
 
 
 def _body_error(exc: Exception) -> LlmError:
@@ -352,6 +443,31 @@ def _body_error(exc: Exception) -> LlmError:
     if isinstance(exc, (aiohttp.ClientError, OSError)):
         return NetworkError(f"the connection failed while reading the response: {type(exc).__name__}: {exc}")
     return ProtocolError(f"could not read the response body: {type(exc).__name__}: {exc}")
+
+
+async def read_body(response: HttpResponse, limit: int, *, setting: str = "max_body_bytes") -> bytes:
+    """The whole body, or ``ProtocolError`` when it is larger than ``limit`` bytes: refused before reading
+    when ``Content-Length`` announces more, else as soon as more has arrived (an endless body included).
+    ``setting`` names the knob that raises the limit, for the message. The caller closes the response."""
+    announced = response.headers.get("content-length")
+    if announced is not None and announced.isdigit() and int(announced) > limit:
+        raise ProtocolError(_too_large(f"announced a {int(announced)}-byte response body", limit, setting))
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await response.read_chunk():
+        size += len(chunk)
+        if size > limit:
+            raise ProtocolError(_too_large("sent a response body of more than that", limit, setting))
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _too_large(what: str, limit: int, setting: str) -> str:
+    return (
+        f"the response body is over the limit of {limit} bytes ({setting}): the provider {what}; "
+        f"llmrelay stopped reading it. If such large replies are expected, raise {setting} "
+        f"(provider.{setting} = {limit * 4})"
+    )
 
 
 async def read_error_body(response: HttpResponse) -> bytes:

@@ -174,7 +174,14 @@ def _one_line(text: str) -> str:
 
 
 def describe_error(exc: BaseException) -> tuple[int, str]:
-    """The exit code and the one-line message for an error (its text is already redacted)."""
+    """The exit code and the one-line message for an error, with every credential scrubbed from it."""
+    from ._format import scrub_secrets
+
+    code, line = _describe(exc)
+    return code, scrub_secrets(line)
+
+
+def _describe(exc: BaseException) -> tuple[int, str]:
     from .._errors import LlmError
 
     if not isinstance(exc, LlmError):
@@ -194,10 +201,12 @@ def describe_error(exc: BaseException) -> tuple[int, str]:
 def _classify(exc: Any) -> tuple[int, str | None]:
     from .. import _errors as e
     from ..config import ConfigError
+    from ..providers._local_process import LocalModelCrash
 
     retry = f"; retry after {exc.retry_after:g}s" if getattr(exc, "retry_after", None) else ""
     table: list[tuple[type[BaseException], int, str | None]] = [
         (ConfigError, EXIT_CONFIG, "Fix it, then check with: llmrelay config check"),
+        (LocalModelCrash, EXIT_CONFIG, None),  # a llama-cpp-python build for another CPU: rebuild it
         (e.MissingApiKey, EXIT_AUTH, None),
         (e.AuthError, EXIT_AUTH, "Check the API key"),
         (e.QuotaExceededError, EXIT_AUTH, "Top up the account, or use another provider with -m"),

@@ -1,4 +1,9 @@
-"""``llmrelay chat``: stream one answer to stdout, usage to stderr."""
+"""``llmrelay chat``: stream one answer to stdout, usage to stderr.
+
+With ``--json`` every stream event is one JSON line (``_format.event_json``), and a call that fails or is
+interrupted ends with ``{"type": "error", "kind": ..., "message": ..., "exit_code": ...}`` (``kind`` is the
+error's ``LlmError.kind``, or ``interrupted`` for Ctrl-C, exit code 130).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,8 @@ from .._errors import LlmError
 from .._events import Done, TextDelta
 from .._types import FinishReason, ImagePart
 from ..api import build_request, open_provider
-from . import EXIT_OK, UsageError, describe_error
-from ._format import event_json, usage_line
+from . import EXIT_INTERRUPTED, EXIT_OK, UsageError, describe_error
+from ._format import event_json, scrub_secrets, usage_line
 
 __all__ = ["run_chat"]
 
@@ -48,7 +53,14 @@ def _image(spec: str) -> ImagePart:
 def run_chat(args: argparse.Namespace) -> int:
     prompt = _prompt(args)
     images = [_image(spec) for spec in args.image]
-    return asyncio.run(_guarded(args, prompt, images))
+    try:
+        return asyncio.run(_guarded(args, prompt, images))
+    except KeyboardInterrupt:
+        # asyncio.run has cancelled the call (closing the stream) and turned the cancellation back into
+        # KeyboardInterrupt; the caller (``main``) says "interrupted" on stderr and exits 130.
+        if args.json:
+            _json_error("interrupted", "interrupted (Ctrl-C)", EXIT_INTERRUPTED)
+        raise
 
 
 async def _guarded(args: argparse.Namespace, prompt: str, images: list[ImagePart]) -> int:
@@ -100,6 +112,11 @@ async def _chat(args: argparse.Namespace, prompt: str, images: list[ImagePart]) 
             if not as_json and not ends_with_newline:
                 out.write("\n")
             return _fail(exc, as_json)
+        except asyncio.CancelledError:  # Ctrl-C: end the partial line before "interrupted" goes to stderr
+            if not as_json and not ends_with_newline:
+                out.write("\n")
+                out.flush()
+            raise
         if not as_json and not ends_with_newline:
             out.write("\n")
             out.flush()
@@ -119,13 +136,19 @@ def _report(label: str, usage: object, finish: FinishReason, raw: str | None) ->
 def _fail(exc: LlmError, as_json: bool) -> int:
     code, line = describe_error(exc)
     if as_json:
-        import json
-
-        error = {"type": "error", "kind": exc.kind, "message": str(exc), "exit_code": code}
-        sys.stdout.write(json.dumps(error, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
+        _json_error(exc.kind, scrub_secrets(str(exc)), code)
     print(line, file=sys.stderr)
     return code
+
+
+def _json_error(kind: str, message: str, code: int) -> None:
+    """The final ``--json`` line of a failed or interrupted call (``kind`` is an ``LlmError.kind``, or
+    ``interrupted`` for Ctrl-C)."""
+    import json
+
+    error = {"type": "error", "kind": kind, "message": message, "exit_code": code}
+    sys.stdout.write(json.dumps(error, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
 
 
 def _events_of(reply: object) -> list[str]:

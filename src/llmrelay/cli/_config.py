@@ -13,6 +13,7 @@ from typing import Any
 from ..config import CONFIG_NAME, Config, ConfigError, find_config, looks_secret, read_config, user_config_path
 from ..registry import ENV_DEFAULTS, ProviderRegistry
 from . import EXIT_AUTH, EXIT_OK
+from ._format import scrub_secrets
 from ._info import key_status
 
 __all__ = ["render_toml", "run_config", "starter_config"]
@@ -46,7 +47,7 @@ def _check(config: Config) -> int:
         if error is None:
             print(f"ok       {name} (type {entry.kind}; {key_status(entry)})")
         else:
-            print(f"problem  {name}: {' '.join(str(error).split())}")
+            print(f"problem  {name}: {scrub_secrets(' '.join(str(error).split()))}")
             code = EXIT_AUTH
     default = registry.default_model()
     print(f"default model: {default} ({default.source})")

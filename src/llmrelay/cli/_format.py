@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from typing import Any, assert_never
 
 from .._events import Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
 from .._types import Usage
 
-__all__ = ["event_json", "table", "usage_dict", "usage_line"]
+__all__ = ["event_json", "scrub_secrets", "table", "usage_dict", "usage_line"]
+
+_SECRET_ENV_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
+_MIN_ENV_SECRET = 8
+"""Shorter values of such variables (``1``, ``true``) are not credentials, and scrubbing them would shred text."""
+
+
+def scrub_secrets(text: str) -> str:
+    """``text`` without anything shaped like a credential and without the value of any credential-like
+    environment variable (``*_API_KEY``, ``*_TOKEN``, ...), in any escaped form: the last guard before an
+    error reaches stderr or ``--json`` stdout (providers scrub their own keys already; this also covers
+    plugins and keys of other providers a server may echo)."""
+    from .._errors import redact
+
+    secrets = [
+        value.strip()
+        for name, value in os.environ.items()
+        if any(word in name.upper() for word in _SECRET_ENV_WORDS) and len(value.strip()) >= _MIN_ENV_SECRET
+    ]
+    return redact(text, secrets)
 
 
 def usage_dict(usage: Usage | None) -> dict[str, int] | None:
@@ -59,7 +79,7 @@ def event_json(event: StreamEvent) -> str:
                 "model": model,
             }
             if error is not None:
-                payload["error"] = {"kind": error.kind, "message": str(error)}
+                payload["error"] = {"kind": error.kind, "message": scrub_secrets(str(error))}
         case _:
             assert_never(event)
     return json.dumps(payload, ensure_ascii=False)

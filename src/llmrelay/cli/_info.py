@@ -13,7 +13,7 @@ from ..config import ProviderConfig
 from ..endpoints import DIALECT_PROVIDERS, Endpoint, endpoints
 from ..registry import ProviderRegistry, configured_entries, known_types, load_plugins
 from . import EXIT_OK
-from ._format import table
+from ._format import scrub_secrets, table
 
 __all__ = ["key_status", "run_models", "run_providers"]
 
@@ -54,7 +54,7 @@ def _caps(registry: ProviderRegistry, entry: ProviderConfig) -> tuple[Capabiliti
     try:
         provider = registry.get(entry.name)
     except Exception as exc:  # a missing key or an unloadable type: shown in the status column
-        return None, " ".join(str(exc).split())
+        return None, scrub_secrets(" ".join(str(exc).split()))
     return provider.capabilities(), None
 
 
@@ -104,7 +104,7 @@ async def _remote(registry: ProviderRegistry, entries: list[ProviderConfig]) -> 
                 provider: Provider = registry.get(entry.name)
                 listed = await provider.list_models()
             except Exception as exc:
-                print(f"{entry.name}: cannot list models: {' '.join(str(exc).split())}")
+                print(f"{entry.name}: cannot list models: {scrub_secrets(' '.join(str(exc).split()))}")
                 continue
             print(f"{entry.name}: {len(listed)} models")
             for info in sorted(listed, key=lambda m: m.id):

@@ -22,7 +22,6 @@ from .._transport import HttpRequest, Timeouts, Transport
 from .._types import ChatRequest
 from ..wire.anthropic import AnthropicDialect
 from ..wire.dialect import EncodedRequest
-from ..wire.http_errors import json_or_none
 
 __all__ = ["ANTHROPIC_BASE_URL", "ANTHROPIC_VERSION", "AnthropicProvider"]
 
@@ -40,7 +39,9 @@ _MAX_MODEL_PAGES = 50
 class AnthropicProvider(HttpProvider):
     """A Messages API endpoint (the Anthropic API, or a proxy that speaks it).
 
-    ``api_key`` defaults to the value of the environment variable ``api_key_env`` (``ANTHROPIC_API_KEY``).
+    ``api_key`` defaults to the value of the environment variable ``api_key_env`` (``ANTHROPIC_API_KEY``);
+    surrounding whitespace (a pasted trailing newline) is dropped, and a line break or another control
+    character inside the key is a ``ConfigError`` raised here, before anything is sent.
     A key is required for the public API; a custom ``base_url`` may have none unless
     ``require_api_key=True``. ``default_max_tokens`` is sent when a request has no ``max_tokens`` (Anthropic
     requires one; left ``None`` the dialect sends 4096 and warns). ``betas`` are sent as the
@@ -121,17 +122,7 @@ class AnthropicProvider(HttpProvider):
         after: str | None = None
         for _ in range(_MAX_MODEL_PAGES):
             query = {"limit": str(_MODELS_PAGE), **({"after_id": after} if after else {})}
-            request = HttpRequest(
-                "GET",
-                f"{self.base_url}/v1/models?{urlencode(query)}",
-                {**self._auth_headers(), **self._extra_headers},
-            )
-            response = await self._send(request)
-            try:
-                body = await response.read()
-            finally:
-                await response.aclose()
-            payload = json_or_none(body)
+            payload = await self._get_json(f"{self.base_url}/v1/models?{urlencode(query)}")
             items = payload.get("data") if isinstance(payload, dict) else None
             if not isinstance(payload, dict) or not isinstance(items, list):
                 raise ProtocolError("GET /v1/models did not return {'data': [...]}", provider=self.name)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from .._errors import InvalidRequestError, MissingApiKey
-from .._http_provider import HttpProvider, require_key
+from .._http_provider import HttpProvider, clean_key, require_key
 from .._provider import Capabilities
 from .._transport import Timeouts, Transport
 from ..wire.dialect import EncodedRequest
@@ -51,7 +51,12 @@ class AzureOpenAIProvider(HttpProvider):
             )
         url = endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
         if not url:
-            raise MissingApiKey("no Azure OpenAI endpoint: set AZURE_OPENAI_ENDPOINT or pass endpoint=", provider=name)
+            raise MissingApiKey(
+                "no Azure OpenAI endpoint: set AZURE_OPENAI_ENDPOINT or pass endpoint=",
+                provider=name,
+                code="missing_endpoint",
+            )
+        bearer_token = clean_key(bearer_token, name, "bearer_token=")
         key = None if bearer_token else require_key(api_key, api_key_env, name, required=True)
         super().__init__(
             name=name,

@@ -18,10 +18,9 @@ from urllib.parse import urlencode
 from .._errors import MissingApiKey, ProtocolError
 from .._http_provider import HttpProvider, require_key
 from .._provider import Capabilities, ModelInfo
-from .._transport import HttpRequest, Timeouts, Transport
+from .._transport import Timeouts, Transport
 from ..wire.cohere import CHAT_PATH, CohereDialect
 from ..wire.dialect import EncodedRequest
-from ..wire.http_errors import json_or_none
 
 __all__ = ["COHERE_BASE_URL", "CohereProvider"]
 
@@ -94,15 +93,7 @@ class CohereProvider(HttpProvider):
         token: str | None = None
         for _ in range(_MAX_MODEL_PAGES):
             query = {"endpoint": "chat", "page_size": "1000", **({"page_token": token} if token else {})}
-            request = HttpRequest(
-                "GET", f"{self.base_url}/v1/models?{urlencode(query)}", {**self._auth_headers(), **self._extra_headers}
-            )
-            response = await self._send(request)
-            try:
-                body = await response.read()
-            finally:
-                await response.aclose()
-            payload = json_or_none(body)
+            payload = await self._get_json(f"{self.base_url}/v1/models?{urlencode(query)}")
             items = payload.get("models") if isinstance(payload, dict) else None
             if not isinstance(items, list):
                 raise ProtocolError("GET /v1/models did not return {'models': [...]}", provider=self.name)

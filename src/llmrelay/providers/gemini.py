@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from .._errors import MissingApiKey, ProtocolError
-from .._http_provider import HttpProvider
+from .._http_provider import HttpProvider, clean_key
 from .._provider import Capabilities, ModelInfo
-from .._transport import HttpRequest, Timeouts, Transport
+from .._transport import Timeouts, Transport
 from ..wire.dialect import EncodedRequest
 from ..wire.gemini import GeminiDialect, model_path
-from ..wire.http_errors import json_or_none
 
 __all__ = ["GEMINI_BASE_URL", "GeminiProvider"]
 
@@ -32,8 +31,9 @@ _MAX_MODEL_PAGES = 50
 class GeminiProvider(HttpProvider):
     """The Gemini API.
 
-    ``api_key`` defaults to ``$GEMINI_API_KEY`` (``api_key_env``), then ``$GOOGLE_API_KEY``. A key is
-    required for the public URL; a custom ``base_url`` (a proxy or a fake server) may have none.
+    ``api_key`` defaults to ``$GEMINI_API_KEY`` (``api_key_env``), then ``$GOOGLE_API_KEY``; surrounding
+    whitespace (a pasted trailing newline) is dropped, and a line break inside is a ``ConfigError``. A key
+    is required for the public URL; a custom ``base_url`` (a proxy or a fake server) may have none.
     ``api_version`` is the path segment after the base URL (``v1beta`` carries every feature used here;
     ``v1`` is the stable subset).
     """
@@ -53,7 +53,11 @@ class GeminiProvider(HttpProvider):
     ) -> None:
         url = base_url or GEMINI_BASE_URL
         required = url.rstrip("/") == GEMINI_BASE_URL
-        key = api_key or (os.environ.get(api_key_env) if api_key_env else None) or os.environ.get("GOOGLE_API_KEY")
+        key = clean_key(api_key, name, "api_key=")
+        if not key and api_key_env:
+            key = clean_key(os.environ.get(api_key_env), name, f"${api_key_env}")
+        if not key:
+            key = clean_key(os.environ.get("GOOGLE_API_KEY"), name, "$GOOGLE_API_KEY")
         if not key and required:
             where = f"${api_key_env} or $GOOGLE_API_KEY" if api_key_env else "$GOOGLE_API_KEY"
             raise MissingApiKey(f"no API key for {name}: set {where} or pass api_key=", provider=name)
@@ -96,13 +100,7 @@ class GeminiProvider(HttpProvider):
             url = f"{self.base_url}/{self.api_version}/models?pageSize=1000"
             if token:
                 url += f"&pageToken={quote(token, safe='')}"
-            request = HttpRequest("GET", url, {**self._auth_headers(), **self._extra_headers})
-            response = await self._send(request)
-            try:
-                body = await response.read()
-            finally:
-                await response.aclose()
-            payload = json_or_none(body)
+            payload = await self._get_json(url)
             items = payload.get("models", []) if isinstance(payload, dict) else None
             if not isinstance(items, list):
                 raise ProtocolError("GET /models did not return {'models': [...]}", provider=self.name)

@@ -166,24 +166,19 @@ class OllamaProvider(HttpProvider):
             if isinstance(model, str) and model:
                 exc.with_context(
                     hint=f"The model {model!r} is not on the Ollama server at {self.base_url}: "
-                    f"run `ollama pull {model}` there, or pick one from list_models()"
+                    f"run `ollama pull {model}` there, or pick one from list_models()",
+                    secrets=self._secrets(),
                 )
             raise
 
     async def list_models(self) -> list[ModelInfo]:
         """The models pulled on the server: ``GET /api/tags`` (docs/api.md, "List Local Models")."""
-        request = HttpRequest("GET", f"{self.base_url}/api/tags", {**self._auth_headers(), **self._extra_headers})
-        response = await self._send(request)
-        try:
-            body = await response.read()
-        finally:
-            await response.aclose()
-        payload = json_or_none(body)
+        payload = await self._get_json(f"{self.base_url}/api/tags")
         items = payload.get("models") if isinstance(payload, dict) else None
         if not isinstance(items, list):
             raise ProtocolError(
                 f"GET /api/tags did not return {{'models': [...]}}: {json.dumps(payload)[:120]}", provider=self.name
-            )
+            ).redacted(self._secrets())
         models = []
         for item in items:
             if not isinstance(item, dict):

@@ -12,9 +12,8 @@ from collections.abc import Mapping
 
 from .._http_provider import HttpProvider, require_key
 from .._provider import Capabilities, ModelInfo
-from .._transport import HttpRequest, Timeouts, Transport
+from .._transport import Timeouts, Transport
 from ..wire.dialect import EncodedRequest
-from ..wire.http_errors import json_or_none
 from ..wire.openai_chat import OpenAIChatDialect
 
 __all__ = ["OPENAI_BASE_URL", "OpenAIProvider"]
@@ -26,7 +25,9 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 class OpenAIProvider(HttpProvider):
     """A Chat Completions endpoint.
 
-    ``api_key`` defaults to the value of the environment variable ``api_key_env`` (``OPENAI_API_KEY``).
+    ``api_key`` defaults to the value of the environment variable ``api_key_env`` (``OPENAI_API_KEY``);
+    surrounding whitespace (a pasted trailing newline) is dropped, and a line break or another control
+    character inside the key is a ``ConfigError`` raised here, before anything is sent.
     A key is required for the public OpenAI URL; a custom ``base_url`` (a local server) may have none,
     unless ``require_api_key=True``. ``base_url`` defaults to ``$OPENAI_BASE_URL``, then the public API.
     """
@@ -94,13 +95,7 @@ class OpenAIProvider(HttpProvider):
 
     async def list_models(self) -> list[ModelInfo]:
         """``GET /models`` (https://platform.openai.com/docs/api-reference/models/list)."""
-        request = HttpRequest("GET", f"{self.base_url}/models", {**self._auth_headers(), **self._extra_headers})
-        response = await self._send(request)
-        try:
-            body = await response.read()
-        finally:
-            await response.aclose()
-        payload = json_or_none(body)
+        payload = await self._get_json(f"{self.base_url}/models")
         items = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(items, list):
             from .._errors import ProtocolError

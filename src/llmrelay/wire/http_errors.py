@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -25,7 +26,9 @@ from .._errors import (
 )
 
 __all__ = [
+    "MAX_RETRY_AFTER",
     "STATUS_ERRORS",
+    "clamp_retry_after",
     "envelope",
     "error_body",
     "error_class_for_status",
@@ -54,6 +57,12 @@ STATUS_ERRORS: Mapping[int, type[LlmError]] = {
     529: OverloadedError,
 }
 
+MAX_RETRY_AFTER = 3600.0
+"""The longest ``retry_after`` reported, in seconds. Rate-limit windows are seconds to minutes; a longer
+wait is a "come back later" (a daily quota), where the caller should fail over or give up rather than
+sleep, and an hour already says that. Without a cap, a far-future HTTP date (clock skew, a server bug)
+would park a retry loop for decades."""
+
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-amzn-requestid", "cf-ray")
 
 
@@ -71,28 +80,46 @@ def error_class_for_status(status: int | None) -> type[LlmError]:
     return ProviderError
 
 
+def clamp_retry_after(seconds: float | None) -> float | None:
+    """A delay a provider asked for, made safe to sleep on: capped at ``MAX_RETRY_AFTER``; ``None`` for a
+    negative, NaN or infinite value (not a delay at all). For delays read from a body too (Gemini's
+    ``RetryInfo.retryDelay``)."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
+
+
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Seconds to wait, from ``retry-after-ms`` (OpenAI, Azure) or ``retry-after`` (seconds or HTTP-date,
-    RFC 9110 section 10.2.3). Header names must be lower-case."""
+    RFC 9110 section 10.2.3), at most ``MAX_RETRY_AFTER``. Header names must be lower-case.
+
+    A negative, NaN or infinite number is rejected (RFC 9110 allows only non-negative digits) and the
+    next source is tried; an HTTP-date in the past means "now" (0).
+    """
     raw_ms = headers.get("retry-after-ms")
     if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
+        delay = _seconds(raw_ms, scale=1000.0)
+        if delay is not None:
+            return delay
     raw = headers.get("retry-after")
     if not raw:
         return None
     raw = raw.strip()
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
+    delay = _seconds(raw)
+    if delay is not None:
+        return delay
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return clamp_retry_after(max(0.0, when.timestamp() - (time.time() if now is None else now)))
+
+
+def _seconds(raw: str, *, scale: float = 1.0) -> float | None:
+    try:
+        return clamp_retry_after(float(raw) / scale)
+    except ValueError:
+        return None
 
 
 def request_id_from(headers: Mapping[str, str]) -> str | None:
