@@ -153,15 +153,19 @@ class HttpProvider(Provider):
             raise self._redirect_error(http_request.url, response.status, response.headers, body)
         return response
 
-    async def _get_json(self, url: str) -> Any:
-        """``GET url`` (model lists): its JSON, or ``None`` when the body is not JSON; bounded like ``chat``."""
-        response = await self._send(HttpRequest("GET", url, self._request_headers()))
+    async def _read_whole(self, response: HttpResponse) -> bytes:
+        """A whole (non-streamed) body, at most ``max_body_bytes``; the response is closed either way."""
         try:
-            body = await read_body(response, self.max_body_bytes)
+            return await read_body(response, self.max_body_bytes)
         except LlmError as exc:
             raise exc.with_context(provider=self.name, secrets=self._secrets()) from None
         finally:
             await response.aclose()
+
+    async def _get_json(self, url: str) -> Any:
+        """``GET url`` (model lists): its JSON, or ``None`` when the body is not JSON; bounded like ``chat``."""
+        response = await self._send(HttpRequest("GET", url, self._request_headers()))
+        body = await self._read_whole(response)
         return json_or_none(body)
 
     def _redirect_error(self, url: str, status: int, headers: Mapping[str, str], body: bytes) -> LlmError:
@@ -191,12 +195,7 @@ class HttpProvider(Provider):
         http_request, encoded = self._build(request, stream=False)
         emit_warnings(self.name, encoded.warnings)
         response = await self._send(http_request)
-        try:
-            body = await read_body(response, self.max_body_bytes)
-        except LlmError as exc:
-            raise exc.with_context(provider=self.name, secrets=self._secrets()) from None
-        finally:
-            await response.aclose()
+        body = await self._read_whole(response)
         request_id = request_id_from(response.headers)
         decoded = fold(
             self.dialect.events_from_body(body), provider=self.name, request_id=request_id, warnings=encoded.warnings
@@ -223,12 +222,7 @@ class HttpProvider(Provider):
         return ChatStream(open_source, provider=self.name, model=request.model or self.model, warnings=encoded.warnings)
 
     async def _replay_body(self, response: HttpResponse) -> EventSource:
-        try:
-            body = await read_body(response, self.max_body_bytes)
-        except LlmError as exc:
-            raise exc.with_context(provider=self.name, secrets=self._secrets()) from None
-        finally:
-            await response.aclose()
+        body = await self._read_whole(response)
         decoded = self.dialect.decode_body(body)
         request_id = request_id_from(response.headers)
         if decoded.error is not None:
