@@ -64,6 +64,7 @@ _LAZY = {
     "Endpoint": "llmrelay.endpoints",
     "GeminiProvider": "llmrelay.providers.gemini",
     "HttpProvider": "llmrelay._http_provider",
+    "LocalModelCrash": "llmrelay.providers.local",
     "LocalProvider": "llmrelay.providers.local",
     "ModelRef": "llmrelay.registry",
     "OllamaProvider": "llmrelay.providers.ollama",
@@ -112,7 +113,7 @@ if TYPE_CHECKING:
     from .providers.azure import AzureOpenAIProvider
     from .providers.cohere import CohereProvider
     from .providers.gemini import GeminiProvider
-    from .providers.local import LocalProvider
+    from .providers.local import LocalModelCrash, LocalProvider
     from .providers.ollama import OllamaProvider
     from .providers.openai import OpenAIProvider
     from .registry import ModelRef, ProviderRegistry, build_provider, load_plugins, register_provider_type
@@ -149,6 +150,7 @@ __all__ = [
     "JsonSchemaFormat",
     "LlmError",
     "LlmRelayWarning",
+    "LocalModelCrash",
     "LocalProvider",
     "Message",
     "MissingApiKey",
