@@ -328,3 +328,31 @@ async def test_sections_not_yet_in_effect_are_warned_about_never_silently_ignore
     assert all(str(path) in line for line in warned)
     path.write_text('[providers.mine]\ntype = "local"\n')
     assert "not yet in effect" not in (await run(home, "config", "check")).err
+
+
+@pytest.mark.parametrize("mode", [[], ["--json"], ["--no-stream"]], ids=["text", "json", "no-stream"])
+async def test_a_surrogate_pair_split_across_events_prints_whole(
+    upstream: FakeUpstream, home: Path, mode: list[str]
+) -> None:
+    """Item 13: `\\ud83d` in one event and `\\ude00` in the next is one emoji, and a lone half never costs
+    the answer (before: nothing printed, exit 1 "internal error")."""
+    if mode == ["--no-stream"]:
+        body = '{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant",'
+        body += '"content":"ok \\ud83d\\ude00 lone \\ud83d"},"finish_reason":"stop"}]}'
+        upstream.add(Reply(chunks=(body.encode(),), content_type="application/json"))
+    else:
+        wire = b"".join(
+            b'data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"'
+            + part
+            + b'"},"finish_reason":null}]}\n\n'
+            for part in (b"ok \\ud83d", b"\\ude00 lone \\ud83d")
+        )
+        wire += b'data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{},'
+        wire += b'"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+        upstream.add(Reply.raw(wire, content_type="text/event-stream"))
+    result = await run(home, "chat", *mode, "hi", env=openai_env(home, upstream))
+    assert result.code == EXIT_OK, result
+    text = result.out
+    if mode == ["--json"]:
+        text = "".join(json.loads(line).get("text", "") for line in result.out.splitlines())
+    assert "ok \U0001f600 lone \ufffd" in text, text

@@ -29,6 +29,7 @@ code  meaning
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -148,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     debug = bool(getattr(args, "debug", False) or os.environ.get("LLMRELAY_DEBUG"))
     _route_warnings()
+    _tolerant_output()
     try:
         return _run(handler, args)
     except KeyboardInterrupt:
@@ -247,6 +249,16 @@ def _route_warnings() -> None:
             original(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
+
+
+def _tolerant_output() -> None:
+    """Text a terminal cannot encode (a lone surrogate from a server, a character outside a legacy
+    encoding) is printed as a replacement character, never an exception that loses the whole answer."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="replace")
 
 
 def _silence_stdout() -> None:
