@@ -255,7 +255,7 @@ async def test_stream_cut_midway_is_an_error_not_a_success(upstream: FakeUpstrea
 
 async def test_stream_without_message_stop_is_a_protocol_error(upstream: FakeUpstream) -> None:
     wire = (FIXTURES / "anthropic_stream_text_docs.wire").read_bytes()
-    upstream.add(Reply.raw(wire[: wire.index(b"event: message_stop")], content_type="text/event-stream"))
+    upstream.add(Reply.raw(wire[: wire.index(b"event: message_delta")], content_type="text/event-stream"))
     async with provider(upstream) as p:
         with pytest.raises(ProtocolError, match="message_stop"):
             await _consume(p)

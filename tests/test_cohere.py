@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from llmrelay import (
@@ -764,6 +764,12 @@ _EVENT = st.fixed_dictionaries(
 @settings(max_examples=150, deadline=None)
 @given(
     events=st.lists(_EVENT, max_size=8), garbage=st.binary(max_size=20), cuts=st.lists(st.integers(1, 600), max_size=6)
+)
+# Found by this test on a fresh machine (issue 7, item 11): an index reused after its call ended.
+@example(
+    events=[{"type": "tool-call-start"}, {"type": "tool-call-end"}, {"type": "tool-call-start", "index": 0}],
+    garbage=b"",
+    cuts=[],
 )
 def test_fuzzed_streams_obey_the_laws(events: list[dict[str, Any]], garbage: bytes, cuts: list[int]) -> None:
     wire = sse(*events) + garbage

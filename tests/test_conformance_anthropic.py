@@ -148,22 +148,42 @@ def test_a_plain_text_error_event_is_a_provider_error() -> None:
     assert done.error.message == "upstream overloaded"
 
 
+def _stop_reason_received(wire: bytes) -> int:
+    """The length of the prefix that holds the whole ``message_delta`` event carrying ``stop_reason``."""
+    start = wire.index(b'"stop_reason":', wire.index(b"event: message_delta"))
+    return wire.index(b"\n\n", start) + 2
+
+
 @pytest.mark.parametrize("name", [t.name for t in CASES if t.is_stream and t.expected["error"] is None])
-def test_truncated_anywhere_is_an_error_never_a_success(name: str) -> None:
-    wire = load(name).wire
-    for cut in range(0, len(wire) - 1, max(1, len(wire) // 40)):
-        events = feed_all(AnthropicStreamDecoder, [wire[:cut]])
+def test_truncated_before_the_stop_reason_is_an_error_never_a_success(name: str) -> None:
+    t = load(name)
+    complete = _stop_reason_received(t.wire)
+    for cut in [*range(0, complete, max(1, complete // 40)), complete - 1]:
+        events = feed_all(AnthropicStreamDecoder, [t.wire[:cut]])
         check_stream_laws(events)
         done = events[-1]
         assert isinstance(done, Done) and isinstance(done.error, ProtocolError), (name, cut)
+    for cut in range(complete, len(t.wire) + 1):
+        # Once the message_delta with stop_reason has arrived the answer is complete, message_stop or not.
+        assert_matches_expected(fold(feed_all(AnthropicStreamDecoder, [t.wire[:cut]])), t)
 
 
-def test_the_stream_ends_only_at_message_stop() -> None:
+def test_a_stream_that_ends_before_any_stop_reason_names_message_stop() -> None:
     wire = load("anthropic_stream_text_docs").wire
-    without_stop = wire[: wire.index(b"event: message_stop")]
-    done = feed_all(AnthropicStreamDecoder, [without_stop])[-1]
+    before_delta = wire[: wire.index(b"event: message_delta")]
+    done = feed_all(AnthropicStreamDecoder, [before_delta])[-1]
     assert isinstance(done, Done) and isinstance(done.error, ProtocolError)
     assert "message_stop" in str(done.error)
+
+
+def test_a_stream_without_message_stop_ends_normally_after_the_stop_reason() -> None:
+    """Regression (issue 7, item 10): EOF after message_delta(stop_reason) was reported as a truncation."""
+    wire = load("anthropic_stream_tool_use_docs").wire
+    events = feed_all(AnthropicStreamDecoder, split_bytes(wire[: wire.index(b"event: message_stop")]))
+    check_stream_laws(events)
+    response = fold(events)
+    assert response.error is None and response.finish_reason is FinishReason.TOOL_CALLS
+    assert response.usage is not None and response.usage.output_tokens == 89
 
 
 def test_trailing_bytes_after_message_stop_are_ignored() -> None:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmrelay import ModelNotFoundError
+from llmrelay import FinishReason, ModelNotFoundError
 from llmrelay.wire.ollama import OllamaDialect
 
 from wire_helpers import (
@@ -64,7 +64,11 @@ def test_missing_model_is_model_not_found() -> None:
 
 
 def test_the_tool_call_transcript_calls_without_an_id() -> None:
+    """The docs' call has no id: it gets the synthetic one, and the turn is a tool-call turn although
+    Ollama says ``stop`` (issue 7, items 7 and 16d)."""
     t = next(t for t in CASES if t.expected["tool_calls"])
+    assert b'"id"' not in t.wire
     response = decode_transcript(dialect_for(t), t)
-    assert response.tool_calls[0].id is None
+    assert response.tool_calls[0].id == "llmrelay_call_0"
     assert response.tool_calls[0].arguments_raw == '{"city": "Tokyo"}'
+    assert response.finish_reason is FinishReason.TOOL_CALLS and response.finish_reason_raw == "stop"

@@ -124,8 +124,9 @@ async def test_function_call_and_the_follow_up_request(upstream: FakeUpstream) -
         check_stream_laws(events)
         first = stream.response()
         (call,) = first.tool_calls
-        assert call.id is None and call.name == "get_country" and call.arguments == {}
-        assert first.finish_reason is FinishReason.STOP  # Gemini says STOP when it calls a function
+        assert call.id == "llmrelay_call_0" and call.name == "get_country" and call.arguments == {}
+        # Gemini says STOP when it calls a function: normalised, the raw value kept.
+        assert first.finish_reason is FinishReason.TOOL_CALLS and first.finish_reason_raw == "STOP"
         assert first.reasoning == "" and first.reasoning_parts[0].signature is not None
         follow = ChatRequest(
             messages=[Message.user("where?"), first.message, Message.tool("t1", "France")], tools=tools
@@ -345,7 +346,7 @@ async def test_kit_scenarios(upstream: FakeUpstream, stream: bool) -> None:
     assert text.text == "Hello wörld" and text.usage.input_tokens == 7 and text.usage.output_tokens == 3
     assert [(c.id, c.name, c.arguments) for c in tools.tool_calls] == [
         ("c1", "get_weather", {"city": "Paris"}),
-        (None, "get_time", {}),
+        ("llmrelay_call_1", "get_time", {}),  # Gemini sent no id: a synthetic one, answerable with Message.tool
     ]
     assert reasoning.reasoning == "Hmm." and reasoning.text == "42" and reasoning.usage.reasoning_tokens == 7
     assert length.finish_reason is FinishReason.LENGTH and length.finish_reason_raw == "MAX_TOKENS"

@@ -159,10 +159,15 @@ async def test_stream_cut_midway_is_an_error_not_a_success(upstream: FakeUpstrea
     assert stream.response().error is done.error
 
 
-async def test_stream_without_done_marker_is_a_protocol_error(upstream: FakeUpstream) -> None:
+async def test_a_finished_stream_without_done_marker_ends_normally(upstream: FakeUpstream) -> None:
+    """Item 10: the finish chunk has arrived, so EOF without `[DONE]` is a complete answer."""
     upstream.add(Reply.sse([{"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}]))
+    upstream.add(Reply.sse([{"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}]))
     async with provider(upstream) as p:
-        with pytest.raises(ProtocolError, match="DONE"):
+        async with p.chat_stream(REQ) as stream:
+            reply = await stream.until_done()
+        assert reply.text == "hi" and reply.finish_reason is FinishReason.STOP and reply.error is None
+        with pytest.raises(ProtocolError, match="DONE"):  # no finish reason: truncated
             await _consume(p)
 
 

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmrelay.wire.ndjson import NdjsonDecoder, NdjsonError
-from llmrelay.wire.sse import SseDecoder, SseEvent, SseLineTooLong
+from llmrelay.wire.sse import SseDecoder, SseEvent, SseLineTooLong, StrayLine
+from llmrelay.wire.sse_stream import RawJson, SseFrames
 
 from wire_helpers import split_at, split_bytes
 
@@ -112,14 +113,69 @@ def test_line_length_limit() -> None:
 
 def test_stray_lines_are_kept_when_asked() -> None:
     d = SseDecoder(keep_stray_lines=True)
-    d.feed(b'data: a\n\n{\n  "error": {}\n}\n')
-    assert d.stray_lines == ["{", '  "error": {}', "}"]
+    assert d.feed(b'data: a\n\n{\n  "error": {}\n}\ndata: b\n\n') == [SseEvent("a"), SseEvent("b")]
+    assert d.stray_lines == [StrayLine("{", 1), StrayLine('  "error": {}', 1), StrayLine("}", 1)]
+
+
+def test_a_long_line_keeps_the_events_before_it() -> None:
+    d = SseDecoder(max_line=100)
+    with pytest.raises(SseLineTooLong) as info:
+        d.feed(b"data: a\n\ndata: " + b"x" * 200)
+    assert info.value.events == [SseEvent("a")]
 
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=400), cuts=st.lists(st.integers(0, 400), max_size=10))
 def test_fuzz_split_invariance(data: bytes, cuts: list[int]) -> None:
     assert decode(data, split_at(data, cuts)) == decode(data)
+
+
+def test_frames_keep_raw_json_in_wire_order() -> None:
+    f = SseFrames()
+    wire = b'data: a\n\n{"error": {"code": 503}}\ndata: b\n\n{\n  "x": [1,\n 2]\n}\n'
+    assert f.feed(wire) == [
+        SseEvent("a"),
+        RawJson({"error": {"code": 503}}, '{"error": {"code": 503}}'),
+        SseEvent("b"),
+        RawJson({"x": [1, 2]}, '{\n  "x": [1,\n 2]\n}'),
+    ]
+    assert not f.in_raw_json
+
+
+_FRAME_LINES = st.sampled_from(
+    [
+        b"data: a\n",
+        b'data: {"x": 1}\n',
+        b"\n",
+        b"\r\n",
+        b'{"error": {"code": 1}}\n',
+        b"{\n",
+        b'  "k": [1,\n',
+        b"  2]\n",
+        b"}\n",
+        b"[1]\r",
+        b"junk: x\n",
+        b"event: e\n",
+        b": comment\n",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(_FRAME_LINES, max_size=20), cuts=st.lists(st.integers(0, 400), max_size=10))
+def test_fuzz_frames_are_split_invariant(lines: list[bytes], cuts: list[int]) -> None:
+    """SSE events and raw JSON come out in the same order however the bytes are split."""
+    data = b"".join(lines)
+
+    def frames(pieces: list[bytes]) -> list[object]:
+        f = SseFrames()
+        return [x for p in pieces for x in f.feed(p)] + list(f.close())
+
+    assert frames(split_at(data, cuts)) == frames([data])
+
+
+def test_ndjson_replaces_invalid_utf8() -> None:
+    assert NdjsonDecoder().feed(b'{"a": "caf\xc3"}\n') == [{"a": "caf\ufffd"}]
 
 
 def test_ndjson_lines_splits_and_errors() -> None:

@@ -63,7 +63,11 @@ class ReasoningDelta:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallStart:
-    """The model began a tool call; ``index`` identifies it among this turn's calls."""
+    """The model began a tool call; ``index`` identifies it among this turn's calls (unique in a stream).
+
+    ``id`` is the provider's call id; a provider that sends none (Gemini, older Ollama servers) gets the
+    deterministic ``llmrelay_call_<index>``, so the call can still be answered with ``Message.tool``.
+    """
 
     index: int
     id: str | None

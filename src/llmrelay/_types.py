@@ -140,6 +140,8 @@ class ToolCall:
 
     ``arguments`` is ``None`` when the raw text is not a complete JSON object (for example a stream cut by
     ``max_tokens`` in the middle of the arguments); the raw text is always kept, never a made-up dict.
+    ``id`` is the provider's call id; a decoded call whose provider sent none (Gemini, older Ollama
+    servers) has the synthetic id ``llmrelay_call_<index>``, so it can be answered with ``Message.tool``.
     """
 
     id: str | None
@@ -207,6 +209,9 @@ class Message:
 
     @classmethod
     def tool(cls, tool_call_id: str, content: str, name: str | None = None) -> Message:
+        """The result of the call whose ``ToolCall.id`` is ``tool_call_id`` (a synthetic
+        ``llmrelay_call_<n>`` id works too: the dialects that need the tool's name find it from the call
+        with that id in the turns before, so ``name`` is only needed when no such call is in the request)."""
         return cls(role=Role.TOOL, content=content, tool_call_id=tool_call_id, name=name)
 
     @property

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._provider import Provider
+from ..wire.call_ids import is_synthetic_call_id
 from .kit import ToolCallSpec
 from .upstream import Reply, SeenRequest
 
@@ -144,7 +145,7 @@ class OllamaKit:
         return any(
             m.get("role") == "tool"
             and m.get("content") == content
-            and (call_id is None or m.get("tool_call_id") == call_id)
+            and (call_id is None or is_synthetic_call_id(call_id) or m.get("tool_call_id") == call_id)
             for m in self.sent_messages(request)
         )
 

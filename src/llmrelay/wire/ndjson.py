@@ -1,15 +1,18 @@
 """Incremental newline-delimited JSON decoder (https://github.com/ndjson/ndjson-spec).
 
 Sans-I/O: ``feed(bytes) -> list[object]`` and ``close() -> list[object]``. Each line is one JSON value;
-lines end in LF (a CR before it is whitespace and ignored); blank lines are skipped. A line that is not
-valid JSON or not valid UTF-8 raises ``NdjsonError`` naming the line, so callers turn it into a
-``ProtocolError``. A final line without a newline is decoded by ``close()``.
+lines end in LF (a CR before it is whitespace and ignored); blank lines are skipped. Text is UTF-8; bytes
+that are not valid UTF-8 become U+FFFD and decoding goes on, as in the event-stream decoder (one bad byte
+costs one character, not the stream). A line that is not valid JSON raises ``NdjsonError`` naming the
+line, so callers turn it into a ``ProtocolError``. A final line without a newline is decoded by
+``close()``.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from .json_text import loads
 
 __all__ = ["NdjsonDecoder", "NdjsonError"]
 
@@ -81,8 +84,8 @@ class NdjsonDecoder:
         if not line.strip():
             return _BLANK
         try:
-            return json.loads(line)
-        except (ValueError, UnicodeDecodeError) as exc:
+            return loads(line)
+        except ValueError as exc:
             snippet = line[:80].decode("utf-8", "replace")
             raise NdjsonError(f"NDJSON line {self._line_no} is not valid JSON ({exc}): {snippet!r}") from None
 

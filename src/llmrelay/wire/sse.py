@@ -20,21 +20,29 @@ The rules implemented (quoted loosely from the standard):
 
 Text is decoded as UTF-8 with replacement characters for invalid sequences, line by line, so a code point
 split across reads is reassembled before decoding. Lines longer than ``max_line`` raise
-``SseLineTooLong`` so a hostile upstream cannot grow the buffer without bound.
+``SseLineTooLong`` (carrying the events completed before the long line) so a hostile upstream cannot
+grow the buffer without bound.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SseDecoder", "SseEvent", "SseLineTooLong"]
+__all__ = ["SseDecoder", "SseEvent", "SseLineTooLong", "StrayLine"]
 
 _BOM = b"\xef\xbb\xbf"
 _DEFAULT_MAX_LINE = 16 * 1024 * 1024
 
 
 class SseLineTooLong(ValueError):
-    """A single event-stream line exceeded the decoder's ``max_line`` bytes."""
+    """A single event-stream line exceeded the decoder's ``max_line`` bytes.
+
+    ``events`` holds the events the same read completed before the long line, so a caller can apply them
+    before failing (the result must not depend on how the bytes were split)."""
+
+    def __init__(self, message: str, events: list[SseEvent] | None = None) -> None:
+        super().__init__(message)
+        self.events: list[SseEvent] = events or []
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +57,22 @@ class SseEvent:
     """The last valid ``retry`` value seen so far, in milliseconds."""
 
 
+@dataclass(frozen=True, slots=True)
+class StrayLine:
+    """A line whose field name the standard does not know (kept with ``keep_stray_lines``)."""
+
+    text: str
+    before: int
+    """How many of the events returned by the same ``feed`` call came before this line."""
+
+
 class SseDecoder:
     """Turn event-stream bytes into ``SseEvent`` objects.
 
     ``stray_lines`` collects lines whose field name is not one of the four the standard knows (the
-    standard ignores them); a dialect whose server writes raw JSON into an event stream (Gemini on some
-    errors) reads it from there.
+    standard ignores them), each with its place among the events the same ``feed`` returned; a dialect
+    whose server writes raw JSON into an event stream (Gemini on some errors, proxies) reads it from there
+    and clears the list.
     """
 
     __slots__ = (
@@ -84,7 +102,7 @@ class SseDecoder:
         self._skip_lf = False
         self._max_line = max_line
         self._keep_stray = keep_stray_lines
-        self.stray_lines: list[str] = []
+        self.stray_lines: list[StrayLine] = []
 
     @property
     def discarded_partial(self) -> bool:
@@ -131,12 +149,13 @@ class SseDecoder:
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = data.split(b"\n")
         rest = lines.pop()
+        events = self._lines(lines)
         if rest:
             if len(rest) > self._max_line:
-                raise SseLineTooLong(f"event-stream line longer than {self._max_line} bytes")
+                raise SseLineTooLong(f"event-stream line longer than {self._max_line} bytes", events)
             self._parts = [rest]
         self._pending = len(rest)
-        return self._lines(lines)
+        return events
 
     def close(self) -> list[SseEvent]:
         """End of stream. An event not closed by a blank line is discarded, as the standard says."""
@@ -183,5 +202,5 @@ class SseDecoder:
                 if value.isascii() and value.isdigit():
                     self._retry = int(value)
             elif self._keep_stray:
-                self.stray_lines.append(line)
+                self.stray_lines.append(StrayLine(line, len(out)))
         return out

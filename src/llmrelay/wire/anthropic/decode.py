@@ -9,7 +9,8 @@ each ``event: <type>`` with a JSON ``data`` whose ``type`` repeats the name:
 - ``message_delta``: ``delta.stop_reason`` and the cumulative ``usage`` (merged field by field);
 - ``message_stop``: the end (``Done``); ``ping``: keep-alive;
 - ``error``: an error after the 200 status (``overloaded_error`` mid-stream), ending the stream with
-  ``Done(finish_reason=ERROR)``.
+  ``Done(finish_reason=ERROR)``. An error object without a ``type`` (a proxy's ``data: {"error": ...}``,
+  or a bare ``{"error": ...}`` line outside SSE framing) is the same error.
 
 Block kinds (https://platform.claude.com/docs/en/api/messages, ``content``):
 
@@ -26,7 +27,14 @@ Block kinds (https://platform.claude.com/docs/en/api/messages, ``content``):
   skipped; their ``input_json_delta`` fragments fall on no open call.
 
 Unknown event and block types are ignored, as the streaming guide asks ("handle unknown event types
-gracefully"). A body that ends before ``message_stop`` is truncated: ``ProtocolError``.
+gracefully").
+
+The end. The streaming guide's event flow ends with ``message_stop``, after "one or more
+``message_delta`` events" that carry the top-level changes: ``stop_reason`` and the final cumulative
+``usage``. The ``message_delta`` with a ``stop_reason`` comes after every ``content_block_stop``, so once it
+has arrived the answer is complete and ``message_stop`` adds nothing: a body that ends after it ends
+normally (the same rule as an OpenAI stream without ``[DONE]``). A body that ends before any
+``stop_reason`` is truncated: ``ProtocolError``.
 
 A non-streaming body (a ``message`` object) is turned into the same events through the same ``StreamState``
 and folded, so ``chat()`` and ``chat_stream()`` share one accumulator.
@@ -39,9 +47,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._accumulate import fold
-from ..._errors import ProtocolError
+from ..._errors import LlmError, ProtocolError
 from ..._events import StreamEvent
 from ..._types import ChatResponse
+from ..json_text import loads
 from ..sse_stream import SseStreamDecoder
 from ..stream_state import StreamState
 from .errors import error_from_payload
@@ -161,6 +170,12 @@ class AnthropicStreamDecoder(SseStreamDecoder):
         super().__init__(message.state)
         self._message = message
 
+    def _complete_at_eof(self) -> bool:
+        return self._state.finish_raw is not None
+
+    def _error(self, payload: dict[str, Any], text: str) -> LlmError:
+        return error_from_payload(payload, body=text)
+
     def _event(self, name: str, data: str) -> None:
         message = self._message
         state = message.state
@@ -178,6 +193,9 @@ class AnthropicStreamDecoder(SseStreamDecoder):
             return
         kind = payload.get("type")
         if not isinstance(kind, str):
+            if payload.get("error"):
+                state.fail(error_from_payload(payload, body=data))
+                return
             kind = name
         if kind == "content_block_delta":
             index = _index(payload)
@@ -214,8 +232,8 @@ def events_from_body(body: bytes) -> list[StreamEvent]:
     message = _Message()
     state = message.state
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = loads(body)
+    except ValueError:
         state.fail(ProtocolError(f"the response body is not JSON: {body[:120]!r}"))
         return state.take()
     if not isinstance(payload, dict):

@@ -25,7 +25,9 @@ Every ``ChatRequest`` field is either written to the body or reported as a ``Cal
 Messages (https://platform.claude.com/docs/en/build-with-claude/working-with-messages): user and assistant
 turns must alternate, so adjacent turns of the same role are merged; tool results (``Role.TOOL``) are
 ``tool_result`` blocks in a user turn, placed before any text of that turn as the tool-use guide requires;
-assistant tool calls are ``tool_use`` blocks after the assistant's text; ``ReasoningPart`` with a signature is
+assistant tool calls are ``tool_use`` blocks after the assistant's text (``tool_use`` ids must be unique in
+a request, so synthetic ids that repeat from turn to turn -- a conversation that began with Gemini -- are
+renamed by ``call_ids.unique_synthetic_ids``); ``ReasoningPart`` with a signature is
 a ``thinking`` block and one with ``redacted`` data a ``redacted_thinking`` block, sent back unchanged
 (https://platform.claude.com/docs/en/build-with-claude/extended-thinking#preserving-thinking-blocks). Images are
 ``base64`` or ``url`` sources (https://platform.claude.com/docs/en/build-with-claude/vision).
@@ -53,6 +55,7 @@ from ..._types import (
     ToolCall,
     ToolDef,
 )
+from ..call_ids import unique_synthetic_ids
 
 __all__ = ["DEFAULT_MAX_TOKENS", "encode_request"]
 
@@ -215,7 +218,7 @@ def _conversation(
     if request.system:
         system.append({"type": "text", "text": request.system})
     turns: list[dict[str, Any]] = []
-    for i, message in enumerate(request.messages):
+    for i, message in enumerate(unique_synthetic_ids(request.messages)):
         where = f"messages[{i}]"
         if message.role is Role.SYSTEM:
             _warn_parts(message, where, warnings, "system messages carry text only")

@@ -75,6 +75,14 @@ def _classify(etype: str | None, status: int | None) -> type[LlmError]:
     return cls or ProviderError
 
 
+def _status_in(error: Mapping[str, Any]) -> int | None:
+    for key in ("status_code", "status", "code"):
+        value = error.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+            return value
+    return None
+
+
 def error_from_payload(
     payload: Any,
     *,
@@ -89,6 +97,9 @@ def error_from_payload(
     if not isinstance(error, dict):
         error = {}
     etype = error.get("type") if isinstance(error.get("type"), str) else None
+    if status is None:
+        # An error object a proxy wrote into the stream may carry the status it stands for.
+        status = _status_in(error)
     message = error.get("message")
     if not isinstance(message, str) or not message:
         message = f"the provider returned an error (HTTP {status})" if status else "the provider returned an error"

@@ -18,8 +18,14 @@ A stream (https://docs.cohere.com/reference/chat-stream, https://docs.cohere.com
 - ``message-end``: ``delta.finish_reason`` and ``delta.usage``; ``ERROR`` / ``TIMEOUT`` or a
   ``delta.error`` message end the stream with ``Done(finish_reason=ERROR)``.
 
-``message-end`` is the terminator: a body that ends without it is truncated (``ProtocolError``). A
-``data: [DONE]`` line, which some proxies append, is ignored.
+``message-end`` is both the finish and the terminator: a body that ends without it is truncated
+(``ProtocolError``). A ``data: [DONE]`` line, which some proxies append, is ignored. An ``{"error": ...}``
+object that is not a Cohere event (no ``type``, or type ``error``; in a ``data:`` line or written outside
+SSE framing, as proxies do) ends the stream with that error (``errors.stream_error``).
+
+Calls are keyed by the event's ``index``; a ``tool-call-start`` without one takes the next unused index.
+An index whose call has ended and starts again is a new call with its own event index (``StreamState``),
+never a restart of the ended one.
 
 A non-streaming body (``{"id", "finish_reason", "message": {"content": [...], "tool_plan", "tool_calls"},
 "usage"}``) is turned into the same events and folded.
@@ -27,17 +33,17 @@ A non-streaming body (``{"id", "finish_reason", "message": {"content": [...], "t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..._accumulate import fold
-from ..._errors import ProtocolError
+from ..._errors import LlmError, ProtocolError
 from ..._events import StreamEvent
 from ..._types import ChatResponse
+from ..json_text import loads
 from ..sse_stream import SseStreamDecoder
 from ..stream_state import StreamState
-from .errors import finish_error
+from .errors import finish_error, stream_error
 from .maps import ERROR_FINISHES, map_finish_reason, parse_usage
 
 __all__ = ["CohereStreamDecoder", "decode_body", "events_from_body"]
@@ -102,6 +108,11 @@ class CohereStreamDecoder(SseStreamDecoder):
         handler = _HANDLERS.get(etype)
         if handler is not None:
             handler(self, chunk)
+        elif chunk.get("error") and (etype == "error" or not _str(chunk.get("type"))):
+            self._state.fail(stream_error(chunk, data))
+
+    def _error(self, payload: dict[str, Any], text: str) -> LlmError:
+        return stream_error(payload, text)
 
     # --- one handler per event type ----------------------------------------------------------------
 
@@ -166,8 +177,8 @@ def events_from_body(body: bytes) -> list[StreamEvent]:
     """The events a non-streaming ``/v2/chat`` body stands for."""
     state = StreamState(map_finish_reason)
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = loads(body)
+    except ValueError:
         state.fail(ProtocolError(f"the Cohere response body is not JSON: {body[:120]!r}"))
         return state.take()
     if not isinstance(payload, dict) or not isinstance(payload.get("message"), dict):

@@ -16,7 +16,8 @@ follows Cohere's error reference and the status codes of its OpenAPI spec / SDK 
 - 500 internal error, 501 not implemented (not retryable), 503 unavailable, 504 gateway timeout.
 
 An error that ends a 200 stream comes as ``message-end`` with ``finish_reason`` ``ERROR`` or ``TIMEOUT``
-and ``delta.error`` (a message): ``finish_error``.
+and ``delta.error`` (a message): ``finish_error``. An ``{"error": ...}`` object in the stream (from a proxy
+or gateway in front of Cohere): ``stream_error``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from ..._errors import (
 )
 from ..http_errors import error_class_for_status, json_or_none, parse_retry_after
 
-__all__ = ["STATUS_ERRORS", "decode_error", "error_from_payload", "finish_error"]
+__all__ = ["STATUS_ERRORS", "decode_error", "error_from_payload", "finish_error", "stream_error"]
 
 STATUS_ERRORS: Mapping[int, type[LlmError]] = {
     400: InvalidRequestError,
@@ -90,6 +91,25 @@ def error_from_payload(
 def decode_error(status: int, headers: Mapping[str, str], body: bytes) -> LlmError:
     """Classify an HTTP error response from Cohere."""
     return error_from_payload(json_or_none(body), status=status, headers=headers, body=body.decode("utf-8", "replace"))
+
+
+def stream_error(payload: Mapping[str, Any], body: str) -> LlmError:
+    """The error for an ``{"error": ...}`` object found in a stream (a proxy's, or a gateway's): the status
+    it carries (``code`` / ``status`` / ``status_code``) decides the class, else it is a ``ProviderError``."""
+    error = payload.get("error")
+    fields: Mapping[str, Any] = error if isinstance(error, dict) else {"message": error}
+    status = next(
+        (
+            v
+            for v in (fields.get("status_code"), fields.get("status"), fields.get("code"))
+            if isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599
+        ),
+        None,
+    )
+    message = _text(fields, "message") or "Cohere reported an error in the stream"
+    if status is not None:
+        return error_from_payload({"message": message}, status=status, body=body)
+    return ProviderError(message, body=body)
 
 
 def finish_error(finish_reason: str | None, message: str | None) -> LlmError:

@@ -14,8 +14,10 @@ A response is a ``GenerateContentResponse`` (https://ai.google.dev/api/generate-
   accumulator keeps it in ``ChatResponse.reasoning_parts`` and ``ChatResponse.message`` carries it into
   the next request (see ``encode``: signatures go back onto the function calls, first signature on the
   first call, which is where Gemini 3 requires it);
-- ``functionCall`` with a ``name`` and no ``willContinue`` is a whole call: ``StreamState.tool_whole``,
-  id ``None`` unless the call has an ``id``;
+- ``functionCall`` with a ``name`` and no ``willContinue`` is a whole call: ``StreamState.tool_whole``.
+  The Gemini API usually sends no ``id``: such a call gets the synthetic id ``llmrelay_call_<index>``
+  (``wire.call_ids``) so it can be answered with ``Message.tool``; the encoder uses it to find the
+  function's name and does not send it back;
 - Vertex AI's streamed arguments (``functionCallingConfig.streamFunctionCallArguments``): a
   ``functionCall`` with ``name`` and ``willContinue: true`` opens a call, later ``functionCall`` parts
   without a name add ``partialArgs`` (``{jsonPath, stringValue|numberValue|boolValue|nullValue,
@@ -34,10 +36,18 @@ A Gemini event stream has no terminator: the body ending after a candidate with 
 prompt block) is the normal end; a body that ends without one is truncated (``ProtocolError``). An error
 can arrive inside a 200 stream, as a ``data:`` event with a top-level ``error``, or as raw JSON lines
 that are not SSE-framed at all (the API writes a pretty-printed ``{"error": ...}`` after the events when
-the model becomes overloaded mid-stream). The SSE decoder collects such lines (``keep_stray_lines``); a
-line starting with ``{`` or ``[`` opens a buffer that is parsed when the braces close (a buffered object
-that is not an error is decoded like an event). Events and stray lines are handled in wire order. Any
-error ends the stream with ``Done(finish_reason=ERROR)``, whatever ``finishReason`` came before.
+the model becomes overloaded mid-stream); ``sse_stream.SseFrames`` yields both in wire order (a raw
+object that is not an error is decoded like an event). Any error ends the stream with
+``Done(finish_reason=ERROR)``, whatever ``finishReason`` came before.
+
+Why ``Done`` waits for the end of the body rather than coming with the chunk that carries
+``finishReason``: in this format that chunk is not known to be the last one. The API has sent
+``finishReason: STOP`` on *every* chunk of a stream (2024, reported against one-api and LiteLLM), and an
+overloaded model has sent its error object *after* a ``STOP`` chunk with usage (the
+``gemini_stream_midstream_error_503`` transcript: one token of text, then ``STOP``, then a 503). Ending at
+the first ``finishReason`` would cut the first kind of stream to its first chunk and report the second
+as a success. The end of the body is the only end marker ``alt=sse`` has, and Google's servers end the
+body right after the last chunk; a server that keeps it open is the transport's idle timeout's concern.
 
 A non-streaming body is turned into the same events and folded, so both paths share one accumulator.
 """
@@ -45,27 +55,24 @@ A non-streaming body is turned into the same events and folded, so both paths sh
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from ..._accumulate import fold
 from ..._errors import InvalidRequestError, LlmError, ProtocolError, ProviderError
 from ..._events import StreamEvent
 from ..._types import ChatResponse, FinishReason
-from ..http_errors import json_or_none
-from ..sse import SseDecoder, SseLineTooLong
+from ..json_text import loads
+from ..sse import SseEvent
+from ..sse_stream import Frame, FramingError, RawJson, SseFrames
 from ..stream_state import StreamState
 from .errors import error_from_payload
 from .maps import FAILED_GENERATION, map_finish_reason, parse_usage
 
 __all__ = ["GeminiStreamDecoder", "decode_body", "events_from_body"]
 
-_MAX_RAW_JSON = 1024 * 1024
 _COUNTS = frozenset(
     {"promptTokenCount", "candidatesTokenCount", "totalTokenCount", "cachedContentTokenCount", "thoughtsTokenCount"}
 )
-# The start of a line that is not an SSE field, a comment or blank.
-_NON_FIELD_LINE = re.compile(rb"(?m)^(?!data:|:|event:|id:|retry:|\r|$)")
 
 
 class _BadPath(ValueError):
@@ -338,53 +345,27 @@ class _Decoder:
 class GeminiStreamDecoder:
     """Incremental decoder of one ``streamGenerateContent?alt=sse`` body."""
 
-    __slots__ = ("_d", "_line_head", "_raw", "_raw_size", "_sse")
+    __slots__ = ("_d", "_frames")
 
     def __init__(self) -> None:
-        self._sse = SseDecoder(keep_stray_lines=True)
+        self._frames = SseFrames()
         self._d = _Decoder()
-        self._raw: list[str] = []
-        self._raw_size = 0
-        self._line_head = b""
 
     def feed(self, data: bytes) -> list[StreamEvent]:
         d = self._d
         if d.state.finished:
             return []
-        # The SSE decoder reports stray lines apart from events, so a read that may hold both is fed one
-        # line at a time to keep their order; reads of plain SSE fields (nearly all) go in whole. The scan
-        # starts with the head of a line an earlier read left unfinished, so a read that begins in the
-        # middle of a line is judged by that line's real start.
-        head = self._line_head
-        scan = head + data if head else data
-        split = bool(self._raw) or _NON_FIELD_LINE.search(scan) is not None
-        last = max(data.rfind(b"\n"), data.rfind(b"\r"))
-        self._line_head = scan[:6] if last < 0 else data[last + 1 : last + 7]
-        pieces = data.splitlines(keepends=True) if split else (data,)
-        for piece in pieces:
-            try:
-                events = self._sse.feed(piece)
-            except SseLineTooLong as exc:
-                d.fail(ProtocolError(str(exc)))
-                break
-            for event in events:
-                self._event(event.data)
-                if d.state.finished:
-                    break
-            self._stray_lines()
-            if d.state.finished:
-                break
+        self._frames_in(self._frames.feed(data))
         return d.state.take()
 
     def close(self) -> list[StreamEvent]:
         d = self._d
         if not d.state.finished:
-            self._sse.close()
-            self._stray_lines()
+            self._frames_in(self._frames.close())
         if not d.state.finished:
-            if self._raw:
+            if self._frames.in_raw_json:
                 d.fail(ProtocolError("the stream ended inside a raw JSON object (an error report was cut off)"))
-            elif self._sse.discarded_partial:
+            elif self._frames.discarded_partial:
                 d.fail(ProtocolError("the stream ended in the middle of an event; the connection was probably cut"))
             elif d.finish_seen or d.block_reason is not None:
                 d.finish()
@@ -400,36 +381,23 @@ class GeminiStreamDecoder:
         self._d.fail(error)
         return self._d.state.take()
 
-    def _event(self, data: str) -> None:
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            self._d.fail(ProtocolError(f"a stream event is not JSON: {data[:120]!r}"))
-            return
-        self._d.chunk(payload, data)
-
-    def _stray_lines(self) -> None:
-        lines = self._sse.stray_lines
-        if not lines:
-            return
-        for line in lines:
-            if self._d.state.finished:
+    def _frames_in(self, frames: list[Frame]) -> None:
+        d = self._d
+        for frame in frames:
+            if type(frame) is SseEvent:
+                try:
+                    payload = json.loads(frame.data)
+                except ValueError:
+                    d.fail(ProtocolError(f"a stream event is not JSON: {frame.data[:120]!r}"))
+                else:
+                    d.chunk(payload, frame.data)
+            elif isinstance(frame, RawJson):
+                # Raw JSON in the stream: an error report, or a response object that lost its framing.
+                d.chunk(frame.value, frame.text)
+            elif isinstance(frame, FramingError):
+                d.fail(ProtocolError(frame.message))
+            if d.state.finished:
                 break
-            if not self._raw and not line.lstrip().startswith(("{", "[")):
-                continue  # an unknown SSE field: ignored, as the standard says
-            self._raw.append(line)
-            self._raw_size += len(line)
-            if line.rstrip().endswith(("}", "]")):
-                text = "\n".join(self._raw)
-                payload = json_or_none(text)
-                if payload is not None:
-                    self._raw = []
-                    self._raw_size = 0
-                    self._d.chunk(payload, text)
-                    continue
-            if self._raw_size > _MAX_RAW_JSON:
-                self._d.fail(ProtocolError("the event stream carries more than 1 MiB of text that is not SSE"))
-        lines.clear()
 
 
 def events_from_body(body: bytes) -> list[StreamEvent]:
@@ -437,8 +405,8 @@ def events_from_body(body: bytes) -> list[StreamEvent]:
     d = _Decoder()
     text = body.decode("utf-8", "replace")
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = loads(body)
+    except ValueError:
         d.fail(ProtocolError(f"the response body is not JSON: {body[:120]!r}"))
         return d.state.take()
     d.chunk(payload, text)

@@ -14,10 +14,13 @@ The model and the method are in the URL path (``models/{model}:generateContent``
 - assistant tool calls -> ``functionCall {name, args, id?}`` parts; tool results -> ``functionResponse
   {name, response, id?}`` parts in a ``user`` turn, consecutive results in one turn
   (https://ai.google.dev/gemini-api/docs/function-calling). ``functionResponse`` needs the function's
-  name: ``Message.tool(..., name=...)``, else the name of the earlier call with that id, else -- for
-  calls without ids, which is what the Gemini API returns -- the call at the same position among the
-  preceding assistant turn's calls. The result text is sent as the ``response`` object when it is a
-  JSON object, else as ``{"output": text}`` (the documented key for a function's output);
+  name: ``Message.tool(..., name=...)``, else the name of the earlier call with that id (the most recent
+  turn's call first), else -- for calls without ids -- the call at the same position among the preceding
+  assistant turn's calls. The Gemini API usually returns calls without ids; the decoder gives them the
+  synthetic ids of ``wire.call_ids``, which are matched here like any id but never sent (neither on the
+  ``functionCall`` nor on the ``functionResponse``: the API did not issue them). The result text is
+  sent as the ``response`` object when it is a JSON object, else as ``{"output": text}`` (the
+  documented key for a function's output);
 - reasoning: thought text is not sent back (thought summaries are output only). Thought signatures
   (https://ai.google.dev/gemini-api/docs/thought-signatures) are: the signatures of an assistant
   message's ``ReasoningPart``s go, in order, onto its ``functionCall`` parts -- the first signature on the
@@ -64,6 +67,7 @@ from ..._types import (
     ToolCall,
     ToolDef,
 )
+from ..call_ids import is_synthetic_call_id
 from ..stream_state import parse_arguments
 
 __all__ = ["GENERATION_CONFIG_FIELDS", "encode_request", "model_path"]
@@ -275,7 +279,7 @@ class _Contents:
             )
             args = {}
         function_call: dict[str, Any] = {"name": call.name, "args": dict(args)}
-        if call.id:
+        if call.id and not is_synthetic_call_id(call.id):
             function_call["id"] = call.id
         return {"functionCall": function_call}
 
@@ -285,7 +289,7 @@ class _Contents:
         name = message.name or (known.name if known is not None else None)
         if name is None and self._answered < len(self._last_calls):
             positional = self._last_calls[self._answered]
-            if not positional.id:
+            if not positional.id or is_synthetic_call_id(positional.id):
                 name = positional.name
         if not name:
             raise InvalidRequestError(
@@ -297,7 +301,7 @@ class _Contents:
         text = message.text
         parsed = _json_object(text)
         response: dict[str, Any] = {"name": name, "response": parsed if parsed is not None else {"output": text}}
-        if known is not None:
+        if known is not None and not is_synthetic_call_id(call_id):
             response["id"] = call_id
         return {"functionResponse": response}
 

@@ -1,10 +1,11 @@
 """Value maps for the Gemini API (``generateContent`` / ``streamGenerateContent``).
 
-Finish reasons: https://ai.google.dev/api/generate-content#FinishReason. The issue's contract, and the
-transcripts' ``expected`` values, follow the provider: Gemini reports ``STOP`` when it calls a function,
-so ``STOP`` maps to ``stop`` and the finish reason is never inferred from the presence of tool calls.
+Finish reasons: https://ai.google.dev/api/generate-content#FinishReason. Gemini reports ``STOP`` when it
+calls a function too; ``STOP`` maps to stop here, and ``StreamState.done`` reports a turn that made tool
+calls and ended with ``STOP`` as ``tool_calls`` (the raw ``STOP`` kept in ``finish_reason_raw``), as
+``FinishReason.TOOL_CALLS`` promises on every dialect.
 
-- ``STOP`` -> stop; ``MAX_TOKENS`` -> length;
+- ``STOP`` -> stop (tool_calls when the turn called functions); ``MAX_TOKENS`` -> length;
 - the safety family (``SAFETY``, ``RECITATION``, ``BLOCKLIST``, ``PROHIBITED_CONTENT``, ``SPII`` and the
   image variants) -> content_filter;
 - the failed-generation family (``MALFORMED_FUNCTION_CALL``, ``UNEXPECTED_TOOL_CALL``,

@@ -8,12 +8,14 @@ token counts. What is handled:
 
 - tool calls arrive whole, never in fragments: ``{"function": {"name", "arguments": {...}}}`` with the
   arguments as a JSON object; recent servers add an ``id`` (missing from the published schema), older
-  ones none (``id`` is then ``None``). Each becomes ``ToolCallStart`` / one ``ToolCallDelta`` with its
-  JSON / ``ToolCallEnd``;
+  ones none: such a call gets the synthetic id ``llmrelay_call_<index>`` (``wire.call_ids``), which the
+  encoder recognises and does not send back. Each becomes ``ToolCallStart`` / one ``ToolCallDelta`` with
+  its JSON / ``ToolCallEnd``;
 - ``message.thinking`` / ``thinking`` (with ``think`` enabled) is reasoning;
 - an error after the stream began arrives as a line ``{"error": "..."}`` while the status stays 200
   (docs/api/errors.mdx): it ends the stream with ``Done(finish_reason=ERROR)``;
-- a body that ends without a ``done: true`` object (and without an error) was cut: ``ProtocolError``.
+- a body that ends without a ``done: true`` object (and without an error) was cut: ``ProtocolError``;
+- bytes that are not valid UTF-8 become U+FFFD and decoding goes on (``ndjson``), as in every dialect.
 
 A non-streaming body (``"stream": false``) is the same object with the whole message and ``done: true``;
 it is turned into the same events and folded.
@@ -28,6 +30,7 @@ from ..._accumulate import fold
 from ..._errors import LlmError, ProtocolError
 from ..._events import StreamEvent
 from ..._types import ChatResponse
+from ..json_text import loads
 from ..ndjson import NdjsonDecoder, NdjsonError
 from ..stream_state import StreamState
 from .errors import error_from_payload
@@ -146,8 +149,8 @@ def events_from_body(body: bytes) -> list[StreamEvent]:
     """The events a non-streaming Ollama body stands for."""
     state = StreamState(map_finish_reason)
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = loads(body)
+    except ValueError:
         state.fail(ProtocolError(f"the Ollama response body is not JSON: {body[:120]!r}"))
         return state.take()
     apply_object(state, payload)

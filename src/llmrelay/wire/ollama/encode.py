@@ -21,8 +21,11 @@ How each ``ChatRequest`` field travels (the test suite checks every field is enc
   ``id`` when it has one (recent servers, 0.21 for one, issue call ids although the published schema
   omits them);
 - tool results: ``{"role": "tool", "content", "tool_name"}``; the name is the message's ``name`` or,
-  failing that, the name of the earlier call with the same id. ``tool_call_id`` is sent too, for the servers
-  that issue call ids (Go's JSON decoding ignores fields a server does not know);
+  failing that, the name of the earlier call with the same id (the most recent turn's call first).
+  ``tool_call_id`` is sent too, for the servers that issue call ids (Go's JSON decoding ignores fields a
+  server does not know);
+- the synthetic ids the decoder gives calls that arrived without one (``wire.call_ids``, older servers)
+  find the tool's name like any id but are not sent: the server did not issue them;
 - every other key of ``provider_options["ollama"]`` goes into the body as is: ``think`` (``true`` /
   ``false`` / ``"low"`` ... for gpt-oss), ``keep_alive``, ``logprobs``, ``raw``, ``suffix`` ...
 
@@ -47,6 +50,7 @@ from ..._types import (
     ToolCall,
     ToolDef,
 )
+from ..call_ids import is_synthetic_call_id
 
 __all__ = ["CHAT_PATH", "GENERATE_PATH", "Endpoint", "encode_request"]
 
@@ -191,7 +195,8 @@ def _message(message: Message, index: int, names: Mapping[str, str], warnings: l
                     "Ollama matches results to tools by tool_name",
                 )
             )
-        out["tool_call_id"] = message.tool_call_id
+        if not is_synthetic_call_id(message.tool_call_id):
+            out["tool_call_id"] = message.tool_call_id
         return out
     # assistant
     out = {"role": "assistant", "content": message.text}
@@ -228,7 +233,7 @@ def _tool_call(call: ToolCall, where: str, warnings: list[CallWarning]) -> dict[
             )
             arguments = {}
     out: dict[str, Any] = {"function": {"name": call.name, "arguments": dict(arguments)}}
-    if call.id:
+    if call.id and not is_synthetic_call_id(call.id):
         out["id"] = call.id
     return out
 

@@ -5,7 +5,8 @@ Finish reasons: the final ``done: true`` object of ``/api/chat`` and ``/api/gene
 sequence), ``length`` (``num_predict`` or the context was reached), and ``load`` / ``unload`` (a request
 with no messages or prompt that only loads or unloads the model). Servers older than 0.1.30 send no
 ``done_reason`` at all: a bare ``done: true`` is a natural stop. Ollama reports ``stop`` even when the
-turn ends in tool calls; the finish reason is not inferred from the calls.
+turn ends in tool calls; ``StreamState.done`` reports such a turn as ``tool_calls`` (the raw ``stop`` kept
+in ``finish_reason_raw``), as ``FinishReason.TOOL_CALLS`` promises on every dialect.
 
 Usage: ``prompt_eval_count`` (prompt tokens evaluated) and ``eval_count`` (tokens generated), both on
 the final object only. Ollama omits a count that is zero (Go ``omitempty``), so an absent count stays

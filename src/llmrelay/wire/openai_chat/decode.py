@@ -6,7 +6,10 @@ add, and how it is handled:
 
 - tool calls arrive as fragments keyed by ``index``; the first fragment of a call carries ``id`` and
   ``function.name``; several calls may be open at once (parallel tool calls). A server that omits
-  ``index`` gets one assigned by ``id``;
+  ``index`` gets one assigned by ``id``. A fragment whose ``id`` differs from the id of the call open at
+  its ``index`` starts a new call (the open one ends): Ollama's ``/v1`` and LiteLLM send each of several
+  parallel calls whole, all with ``index: 0``. Each call gets its own event index (``StreamState``);
+  a fragment with neither ``id`` nor ``name`` for an index whose call has ended is dropped;
 - ``delta.reasoning_content`` (DeepSeek, vLLM, DashScope) and ``delta.reasoning`` (OpenRouter, Groq,
   newer vLLM) are reasoning text;
 - ``delta.refusal`` is collected into ``Done.refusal``;
@@ -16,7 +19,12 @@ add, and how it is handled:
 - an error may arrive inside a 200 stream: as a chunk with a top-level ``error`` (OpenRouter), or as an
   ``event: error`` event (Groq). It ends the stream with ``Done(finish_reason=ERROR)``, whatever finish
   reason came before;
-- a body that ends without ``[DONE]`` (and without an error) is truncated: ``ProtocolError``.
+- an error object written into the stream without SSE framing (a proxy's bare ``{"error": ...}`` line)
+  is the same error (``SseStreamDecoder``);
+- the end: ``[DONE]``. Several compatible servers omit it, so a body that ends after the finish chunk
+  (``finish_reason`` set on choice 0) is complete too, usage or not (a usage chunk may follow the finish
+  chunk, so a usage that never came stays ``None``). A body that ends before any finish reason (and
+  without an error) is truncated: ``ProtocolError``.
 
 Only choice ``index`` 0 is decoded (``n > 1`` is warned about when encoding).
 
@@ -30,9 +38,10 @@ import json
 from typing import Any
 
 from ..._accumulate import fold
-from ..._errors import ProtocolError
+from ..._errors import LlmError, ProtocolError
 from ..._events import StreamEvent
 from ..._types import ChatResponse
+from ..json_text import loads
 from ..sse_stream import SseStreamDecoder
 from ..stream_state import StreamState
 from .errors import error_from_payload
@@ -52,6 +61,12 @@ class OpenAIChatStreamDecoder(SseStreamDecoder):
     def __init__(self) -> None:
         super().__init__(StreamState(map_finish_reason))
         self._index_by_id: dict[str, int] = {}
+
+    def _complete_at_eof(self) -> bool:
+        return self._state.finish_raw is not None
+
+    def _error(self, payload: dict[str, Any], text: str) -> LlmError:
+        return error_from_payload(payload, body=text)
 
     def _event(self, kind: str, data: str) -> None:
         state = self._state
@@ -131,9 +146,16 @@ class OpenAIChatStreamDecoder(SseStreamDecoder):
         function = call.get("function")
         if not isinstance(function, dict):
             function = {}
+        name = function.get("name")
+        name = name if isinstance(name, str) else ""
+        if call_id is not None and state.is_open(index):
+            open_id = state.open_wire_id(index)
+            if open_id is not None and open_id != call_id:
+                state.tool_end(index)  # a second call on the same index: the first one is complete
         if not state.is_open(index):
-            name = function.get("name")
-            state.tool_start(index, call_id, name if isinstance(name, str) else "")
+            if state.was_used(index) and call_id is None and not name:
+                return  # a stray fragment of a call that has ended
+            state.tool_start(index, call_id, name)
             if call_id is not None:
                 self._index_by_id[call_id] = index
         arguments = function.get("arguments")
@@ -147,8 +169,8 @@ def events_from_body(body: bytes) -> list[StreamEvent]:
     """The events a non-streaming ``chat.completion`` body stands for."""
     state = StreamState(map_finish_reason)
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = loads(body)
+    except ValueError:
         state.fail(ProtocolError(f"the response body is not JSON: {body[:120]!r}"))
         return state.take()
     if not isinstance(payload, dict):
