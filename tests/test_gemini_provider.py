@@ -481,6 +481,8 @@ def test_durations() -> None:
         and parse_duration("1.000340012s") == 1.000340012
     )
     assert parse_duration("30") is None and parse_duration(30) is None and parse_duration("s") is None
+    # A retryDelay far in the future is capped like Retry-After (item 16); a negative one is no delay.
+    assert parse_duration("99999999999s") == 3600.0 and parse_duration("-5s") is None
 
 
 def test_usage_last_report_wins_and_thoughts_are_not_output() -> None:

@@ -47,7 +47,7 @@ from ..._errors import (
     RateLimitError,
     ServerError,
 )
-from ..http_errors import error_body, error_class_for_status, parse_retry_after
+from ..http_errors import clamp_retry_after, error_body, error_class_for_status, parse_retry_after
 
 __all__ = ["decode_error", "error_from_payload", "parse_duration"]
 
@@ -107,13 +107,14 @@ _DURATION = re.compile(r"\s*(-?\d+(?:\.\d+)?)s\s*")
 
 
 def parse_duration(value: Any) -> float | None:
-    """A protobuf Duration in JSON form (``"30s"``, ``"1.5s"``) as seconds; ``None`` when malformed."""
+    """A protobuf Duration in JSON form (``"30s"``, ``"1.5s"``) as seconds, capped like ``Retry-After``
+    (``clamp_retry_after``); ``None`` when malformed."""
     if not isinstance(value, str):
         return None
     match = _DURATION.fullmatch(value)
     if match is None:
         return None
-    return max(0.0, float(match.group(1)))
+    return clamp_retry_after(float(match.group(1)))
 
 
 def _details(error: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
