@@ -260,7 +260,9 @@ def test_stop_reasons(raw: str, reason: FinishReason) -> None:
 
 
 def test_message_delta_input_tokens_override_message_start() -> None:
-    # anthropic_stream_thinking_live repeats input_tokens in message_delta; a different value there wins.
+    # anthropic_stream_thinking_live repeats input_tokens in message_delta; a different value there wins,
+    # field by field, and the cache read kept from message_start is added to it (Usage.input_tokens is
+    # the whole prompt).
     events: list[dict[str, Any]] = [
         {
             "type": "message_start",
@@ -275,7 +277,7 @@ def test_message_delta_input_tokens_override_message_start() -> None:
     ]
     wire = b"".join(sse_events(events).chunks)
     assert fold(feed_all(AnthropicStreamDecoder, [wire])).usage == Usage(
-        input_tokens=12, output_tokens=7, cache_read_tokens=4
+        input_tokens=16, output_tokens=7, cache_read_tokens=4
     )
 
 
@@ -314,7 +316,9 @@ def test_fold_of_stream_equals_the_matching_non_stream_body(stream_name: str) ->
     for call in streamed.tool_calls:
         content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments})
     usage = streamed.usage
-    assert usage is not None
+    assert usage is not None and usage.input_tokens is not None
+    # the wire's input_tokens is the uncached part only; Usage.input_tokens includes the cache counts
+    uncached = usage.input_tokens - (usage.cache_read_tokens or 0) - (usage.cache_write_tokens or 0)
     body = {
         "model": streamed.model,
         "id": "msg_x",
@@ -324,7 +328,7 @@ def test_fold_of_stream_equals_the_matching_non_stream_body(stream_name: str) ->
         "stop_reason": streamed.finish_reason_raw,
         "stop_sequence": None,
         "usage": {
-            "input_tokens": usage.input_tokens,
+            "input_tokens": uncached,
             "cache_creation_input_tokens": usage.cache_write_tokens,
             "cache_read_input_tokens": usage.cache_read_tokens,
             "output_tokens": usage.output_tokens,

@@ -107,7 +107,8 @@ async def test_chat_non_stream_uses_generate_content(upstream: FakeUpstream) -> 
     async with provider(upstream) as p:
         response = await p.chat(ChatRequest(messages=[Message.user("Hello")], max_tokens=20))
     assert response.text == "Hello! How can I help you today?"
-    assert response.usage is not None and response.usage.reasoning_tokens == 34 and response.usage.output_tokens == 9
+    # output_tokens is candidatesTokenCount 9 + thoughtsTokenCount 34: every generated token
+    assert response.usage is not None and response.usage.reasoning_tokens == 34 and response.usage.output_tokens == 43
     sent = upstream.requests[0]
     assert sent.path == BODY_PATH and sent.query == {}
     assert sent.json["generationConfig"] == {"maxOutputTokens": 20}
@@ -485,7 +486,7 @@ def test_durations() -> None:
     assert parse_duration("99999999999s") == 3600.0 and parse_duration("-5s") is None
 
 
-def test_usage_last_report_wins_and_thoughts_are_not_output() -> None:
+def test_usage_last_report_wins_and_thoughts_are_output() -> None:
     chunks = [
         {**text_chunk("a"), "usageMetadata": {"promptTokenCount": 50, "totalTokenCount": 50}},
         {"usageMetadata": {"trafficType": "ON_DEMAND"}},
@@ -503,7 +504,7 @@ def test_usage_last_report_wins_and_thoughts_are_not_output() -> None:
     wire = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks)
     usage = fold(feed_all(GeminiStreamDecoder, [wire])).usage
     assert usage is not None
-    assert (usage.input_tokens, usage.output_tokens, usage.reasoning_tokens) == (40, 3, 100)
+    assert (usage.input_tokens, usage.output_tokens, usage.reasoning_tokens) == (40, 103, 100)
     assert (usage.cache_read_tokens, usage.total_tokens) == (32, 143)
 
 

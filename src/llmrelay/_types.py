@@ -259,20 +259,33 @@ class ChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts as the provider reported them; ``None`` means not reported.
+    """Token counts of one call, with one meaning on every dialect; ``None`` means not reported.
 
-    ``input_tokens`` is the provider's own figure: OpenAI's ``prompt_tokens`` includes cached tokens,
-    Anthropic's ``input_tokens`` excludes them (they are in ``cache_read_tokens`` / ``cache_write_tokens``).
+    - ``input_tokens``: every prompt token the provider processed, cached or not. The uncached part is
+      ``input_tokens - (cache_read_tokens or 0) - (cache_write_tokens or 0)``.
+    - ``cache_read_tokens`` / ``cache_write_tokens``: the prompt tokens read from / written to the
+      provider's prompt cache; both are parts of ``input_tokens``.
+    - ``output_tokens``: every generated token, reasoning included; ``reasoning_tokens`` is a part of it.
+    - ``total_tokens``: ``input_tokens + output_tokens``.
+
+    Each dialect's decoder converts its provider's figures to this meaning (``wire/*/maps.py`` cite the
+    vendor documentation): OpenAI's ``prompt_tokens`` already includes ``cached_tokens``; Anthropic's
+    ``input_tokens`` excludes its cache reads and writes, so they are added; Gemini's
+    ``candidatesTokenCount`` excludes ``thoughtsTokenCount``, so the thoughts are added to the output.
     """
 
     input_tokens: int | None = None
+    """All prompt tokens, cached ones included."""
     output_tokens: int | None = None
-    """Includes reasoning tokens where the provider counts them in the output (OpenAI); Gemini's
-    ``candidatesTokenCount`` excludes them (they are in ``reasoning_tokens``)."""
+    """All generated tokens, reasoning (thinking) tokens included."""
     total_tokens: int | None = None
+    """``input_tokens + output_tokens`` (computed when the provider does not report it)."""
     cache_read_tokens: int | None = None
+    """Prompt tokens served from the prompt cache: a part of ``input_tokens``."""
     cache_write_tokens: int | None = None
+    """Prompt tokens written to the prompt cache: a part of ``input_tokens``."""
     reasoning_tokens: int | None = None
+    """Reasoning (thinking) tokens: a part of ``output_tokens``."""
 
     def __post_init__(self) -> None:
         if self.total_tokens is None and self.input_tokens is not None and self.output_tokens is not None:

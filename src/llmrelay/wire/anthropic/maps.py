@@ -6,13 +6,17 @@ https://platform.claude.com/docs/en/build-with-claude/handling-stop-reasons): ``
 back to continue), ``refusal`` (streaming classifiers stopped the reply) and
 ``model_context_window_exceeded`` (generation reached the context window, not ``max_tokens``).
 
-Usage (same page, ``usage``): ``input_tokens`` counts only the uncached input, ``cache_read_input_tokens`` and
-``cache_creation_input_tokens`` the cached parts (prompt caching,
-https://platform.claude.com/docs/en/build-with-claude/prompt-caching). In a stream ``message_start`` carries the
-input counts and ``message_delta`` the *cumulative* ``output_tokens`` (and, on newer models, the input counts
-again), so later values replace earlier ones field by field
-(https://platform.claude.com/docs/en/build-with-claude/streaming#event-types). Anthropic reports no separate
-reasoning-token count: thinking tokens are inside ``output_tokens``.
+Usage (same page, ``usage``): ``input_tokens`` counts only the uncached input, after the last cache
+breakpoint; ``cache_read_input_tokens`` and ``cache_creation_input_tokens`` are the cached parts and are **not**
+inside it: the prompt-caching guide computes the total input as cache_read_input_tokens +
+cache_creation_input_tokens + input_tokens (https://platform.claude.com/docs/en/build-with-claude/prompt-caching,
+"Tracking cache performance"). ``Usage.input_tokens`` means every prompt token on every dialect, so
+``parse_usage`` reports that sum and keeps the two cache counts beside it (subsets of it). In a stream
+``message_start`` carries the input counts and ``message_delta`` the *cumulative* ``output_tokens`` (and, on
+newer models, the input counts again), so the raw fields are merged first, later values replacing earlier ones
+field by field (https://platform.claude.com/docs/en/build-with-claude/streaming#event-types), and the sum is
+taken from the merged fields. Anthropic reports no separate reasoning-token count: thinking tokens are inside
+``output_tokens``.
 """
 
 from __future__ import annotations
@@ -66,9 +70,12 @@ def parse_usage(usage: Mapping[str, Any] | None) -> Usage | None:
     fields = {key: _int(usage.get(key)) for key in USAGE_FIELDS}
     if all(value is None for value in fields.values()):
         return None
+    read, write = fields["cache_read_input_tokens"], fields["cache_creation_input_tokens"]
+    parts = [value for value in (fields["input_tokens"], read, write) if value is not None]
+    # Anthropic's input_tokens excludes both cache counts (see the module docstring): add them back.
     return Usage(
-        input_tokens=fields["input_tokens"],
+        input_tokens=sum(parts) if parts else None,
         output_tokens=fields["output_tokens"],
-        cache_read_tokens=fields["cache_read_input_tokens"],
-        cache_write_tokens=fields["cache_creation_input_tokens"],
+        cache_read_tokens=read,
+        cache_write_tokens=write,
     )

@@ -9,8 +9,10 @@ lower case; both are accepted.
 
 Usage (``usage`` on the body, ``delta.usage`` on ``message-end``): ``tokens`` holds the tokens the model
 actually processed (the prompt includes Cohere's template), ``billed_units`` what was invoiced, and
-``cached_tokens`` the prompt tokens served from cache. ``Usage`` reports ``tokens``, like every other
-dialect reports processed tokens, and falls back to ``billed_units`` when ``tokens`` is missing.
+``cached_tokens`` the prompt tokens served from cache (https://docs.cohere.com/reference/chat, ``Usage``).
+``Usage`` reports ``tokens``, like every other dialect reports processed tokens, and falls back to
+``billed_units`` when ``tokens`` is missing; ``cached_tokens`` is a part of the prompt's input tokens, as
+``Usage.cache_read_tokens`` is of ``input_tokens``. Cohere reports no cache writes or reasoning counts.
 """
 
 from __future__ import annotations

@@ -71,8 +71,16 @@ from .maps import FAILED_GENERATION, map_finish_reason, parse_usage
 __all__ = ["GeminiStreamDecoder", "decode_body", "events_from_body"]
 
 _COUNTS = frozenset(
-    {"promptTokenCount", "candidatesTokenCount", "totalTokenCount", "cachedContentTokenCount", "thoughtsTokenCount"}
+    {
+        "promptTokenCount",
+        "toolUsePromptTokenCount",
+        "candidatesTokenCount",
+        "totalTokenCount",
+        "cachedContentTokenCount",
+        "thoughtsTokenCount",
+    }
 )
+"""The ``usageMetadata`` keys that carry token counts (``maps.parse_usage`` says how they become ``Usage``)."""
 
 
 class _BadPath(ValueError):

@@ -18,10 +18,17 @@ calls and ended with ``STOP`` as ``tool_calls`` (the raw ``STOP`` kept in ``fini
 A blocked prompt has no candidates, only ``promptFeedback.blockReason``
 (https://ai.google.dev/api/generate-content#BlockReason): every block reason is a content filter.
 
-Usage: https://ai.google.dev/api/generate-content#UsageMetadata. ``candidatesTokenCount`` is the visible
-output only; ``thoughtsTokenCount`` is reported separately (``reasoning_tokens``) and is **not** added to
-``output_tokens`` (bill thinking with ``reasoning_tokens``). ``cachedContentTokenCount`` is the part of
-the prompt served from the context cache (``cache_read_tokens``).
+Usage: https://ai.google.dev/api/generate-content#UsageMetadata. ``promptTokenCount`` is the whole prompt:
+"when cachedContent is set, this is still the total effective prompt size meaning this includes the number of
+tokens in the cached content", so ``cachedContentTokenCount`` (``cache_read_tokens``) is a part of it.
+``toolUsePromptTokenCount`` (tokens of tool-use prompts) is prompt input Gemini counts beside it, and is added
+to ``input_tokens``. ``candidatesTokenCount`` is the visible output only: ``thoughtsTokenCount`` is **not**
+inside it (``totalTokenCount`` is prompt + tool-use prompt + candidates + thoughts, as the recorded
+``gemini_stream_function_call`` transcript shows: 29 + 10 + 202 = 241), and thinking is billed as output
+(genai-prices, which prices usage for cost, adds ``thoughtsTokenCount`` to Gemini's output tokens since
+v0.0.26: https://github.com/pydantic/genai-prices/releases/tag/v0.0.26). ``Usage`` means
+the same on every dialect, so ``output_tokens`` is candidates + thoughts and ``reasoning_tokens`` the thoughts,
+a subset of it.
 """
 
 from __future__ import annotations
@@ -78,16 +85,25 @@ def parse_usage(usage: Any) -> Usage | None:
     if not isinstance(usage, dict):
         return None
     prompt = _int(usage.get("promptTokenCount"))
-    output = _int(usage.get("candidatesTokenCount"))
+    tool_prompt = _int(usage.get("toolUsePromptTokenCount"))
+    candidates = _int(usage.get("candidatesTokenCount"))
     total = _int(usage.get("totalTokenCount"))
     cached = _int(usage.get("cachedContentTokenCount"))
     thoughts = _int(usage.get("thoughtsTokenCount"))
-    if prompt is None and output is None and total is None and cached is None and thoughts is None:
+    if all(value is None for value in (prompt, tool_prompt, candidates, total, cached, thoughts)):
         return None
+    # promptTokenCount already includes the cached content; candidatesTokenCount excludes the thoughts.
+    inp = _sum(prompt, tool_prompt)
+    out = _sum(candidates, thoughts)
     return Usage(
-        input_tokens=prompt,
-        output_tokens=output,
-        total_tokens=total,
+        input_tokens=inp,
+        output_tokens=out,
+        total_tokens=inp + out if inp is not None and out is not None else total,
         cache_read_tokens=cached,
         reasoning_tokens=thoughts,
     )
+
+
+def _sum(*values: int | None) -> int | None:
+    present = [value for value in values if value is not None]
+    return sum(present) if present else None

@@ -8,9 +8,14 @@ with no messages or prompt that only loads or unloads the model). Servers older 
 turn ends in tool calls; ``StreamState.done`` reports such a turn as ``tool_calls`` (the raw ``stop`` kept
 in ``finish_reason_raw``), as ``FinishReason.TOOL_CALLS`` promises on every dialect.
 
-Usage: ``prompt_eval_count`` (prompt tokens evaluated) and ``eval_count`` (tokens generated), both on
-the final object only. Ollama omits a count that is zero (Go ``omitempty``), so an absent count stays
-``None``.
+Usage: ``prompt_eval_count`` (prompt tokens evaluated) and ``eval_count`` (tokens generated, thinking
+included), both on the final object only (https://github.com/ollama/ollama/blob/main/docs/api.md, "Response"
+of "Generate a completion"). Ollama reports no cache or reasoning counts, so ``cache_read_tokens`` and
+``reasoning_tokens`` stay ``None``. A known limitation of the server, not ours to fix: when it reuses a
+prompt prefix from its KV cache, ``prompt_eval_count`` counts only the tokens it evaluated again (or is
+omitted), so ``input_tokens`` is then below the real prompt size (ollama/ollama#2068, #5303; a cached count
+is proposed in ollama/ollama#16138, not released). Ollama omits a count that is zero (Go ``omitempty``),
+so an absent count stays ``None``.
 """
 
 from __future__ import annotations
