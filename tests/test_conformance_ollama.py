@@ -60,7 +60,7 @@ def test_missing_model_is_model_not_found() -> None:
     t = next(t for t in CASES if t.status == 404)
     error = dialect_for(t).decode_error(t.status, {}, t.wire)
     assert isinstance(error, ModelNotFoundError)
-    assert error.kind == "invalid_request" and error.status == 404
+    assert error.kind == "model_not_found" and error.status == 404
 
 
 def test_the_tool_call_transcript_calls_without_an_id() -> None:

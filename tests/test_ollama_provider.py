@@ -604,7 +604,7 @@ async def test_missing_model_names_the_model_and_how_to_pull_it(upstream: FakeUp
         with pytest.raises(ModelNotFoundError) as second:
             await p.chat(REQ)
     err = info.value
-    assert err.kind == "invalid_request" and err.status == 404 and err.provider == "ollama"
+    assert err.kind == "model_not_found" and err.status == 404 and err.provider == "ollama"
     # The server's message names 'llama3'; the hint names the model this request asked for.
     assert "`ollama pull qwen3:8b`" in str(err) and "'qwen3:8b'" in str(err)
     assert "`ollama pull qwen3:8b`" in str(second.value)

@@ -268,7 +268,9 @@ def test_the_shape_fallback_does_not_stop_at_a_special_character() -> None:
 def test_redacted_scrubs_every_text_field_and_note() -> None:
     error = AuthError(f"no {CUSTOM}", body=json.dumps({"k": CUSTOM}), code=CUSTOM, provider="gw")
     error.add_note(f"sent {CUSTOM}")
-    error.redacted([CUSTOM])
+    original = exposed(error)
+    error = error.redacted([CUSTOM])
+    assert any(leaked(CUSTOM, text) for text in original)  # a copy: the original is left as it was
     assert error.provider == "gw"
     assert all(not leaked(CUSTOM, text) for text in [*exposed(error), error.code or ""]), exposed(error)
     # Placeholder keys (Ollama's OpenAI-compatible docs use "ollama", vLLM "EMPTY") are not scrubbed from hints.

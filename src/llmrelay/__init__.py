@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from ._accumulate import Accumulator, fold
 from ._errors import (
+    AllAttemptsFailed,
+    Attempt,
     AuthError,
     ConnectTimeout,
     ContentFilterError,
@@ -120,7 +122,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Accumulator",
+    "AllAttemptsFailed",
     "AnthropicProvider",
+    "Attempt",
     "AuthError",
     "AzureOpenAIProvider",
     "CallWarning",

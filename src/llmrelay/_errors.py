@@ -1,42 +1,58 @@
 """The error tree. Every failure llmrelay raises is one of these::
 
-    LlmError
-    ├── MissingApiKey             no key configured for a provider that needs one
-    ├── ConfigError               llmrelay.toml is invalid (names the file and the key path)
-    ├── UnsupportedCapability     the request needs something the provider cannot do
-    ├── ProviderError             the provider answered with an error (HTTP status or in-stream error)
-    │   ├── AuthError             401 / 403, invalid or revoked key
-    │   ├── RateLimitError        429, transient: retry after ``retry_after``
-    │   ├── QuotaExceededError    quota or billing exhausted: not retryable, but a reason to fail over
-    │   ├── OverloadedError       503 / 529, the provider is overloaded: retryable
-    │   ├── ServerError           other 5xx: retryable
-    │   ├── InvalidRequestError   400 / 404 / 413 / 422: fix the request
-    │   │   ├── ContextLengthError    the prompt does not fit the model's context window
-    │   │   └── ModelNotFoundError    the model name is unknown to the provider
-    │   └── ContentFilterError    refused by a safety filter
-    ├── NetworkError              connect refused, reset, DNS: retryable
-    ├── RequestTimeout            a deadline passed: retryable
-    │   ├── ConnectTimeout        connecting took longer than ``connect``
-    │   ├── FirstByteTimeout      no response headers within ``first_byte``
-    │   ├── IdleTimeout           no event for ``idle`` seconds in the middle of a body
-    │   └── TotalTimeout          the whole call took longer than ``total``
-    └── ProtocolError             malformed, truncated or unparseable response
+    LlmError                      kind
+    ├── MissingApiKey             missing_api_key      no key configured for a provider that needs one
+    ├── ConfigError               config               llmrelay.toml is invalid (names the file and the key path)
+    ├── UnsupportedCapability     unsupported          the request needs something the provider cannot do
+    ├── ProviderError             provider             the provider answered with an error (HTTP or in-stream)
+    │   ├── AuthError             auth                 401 / 403, invalid or revoked key
+    │   ├── RateLimitError        rate_limit           429, transient: retry after ``retry_after``
+    │   ├── QuotaExceededError    quota_exceeded       quota or billing exhausted: not retryable, fail over
+    │   ├── OverloadedError       overloaded           503 / 529, the provider is overloaded: retryable
+    │   ├── ServerError           server               other 5xx: retryable
+    │   ├── InvalidRequestError   invalid_request      400 / 404 / 413 / 422: fix the request
+    │   │   ├── ContextLengthError    context_length   the prompt does not fit the model's context window
+    │   │   └── ModelNotFoundError    model_not_found  the model name is unknown to the provider
+    │   ├── ContentFilterError    content_filter       refused by a safety filter
+    │   └── LocalModelCrash       local_crash          the local model's worker process died
+    ├── NetworkError              network              connect refused, reset, DNS: retryable
+    ├── RequestTimeout            timeout              a deadline passed (a 408): retryable
+    │   ├── ConnectTimeout        connect_timeout      connecting took longer than ``connect``
+    │   ├── FirstByteTimeout      first_byte_timeout   no response headers within ``first_byte``
+    │   ├── IdleTimeout           idle_timeout         no event for ``idle`` seconds in the middle of a body
+    │   └── TotalTimeout          total_timeout        the whole call took longer than ``total``
+    ├── ProtocolError             protocol             malformed, truncated or unparseable response
+    └── AllAttemptsFailed         all_attempts_failed  every attempt of a retry/fallback failed (``attempts``)
+
+Errors are values. Each class has its own stable ``kind`` (``family`` lists it with its parents' kinds,
+``("connect_timeout", "timeout", "error")``); retry and fail-over decisions are tables keyed on it
+(``llmrelay._policy``). ``with_context`` and ``redacted`` return a new error and leave the original alone.
+``to_json()`` gives a dict tagged with ``kind`` (``provider``, ``status``, ``code``, ``error_type``,
+``retryable``, ``retry_after``, ``request_id``, ``message``, ``body_excerpt``, and a subclass's own fields:
+``ConfigError``'s ``file`` and ``key``, ``AllAttemptsFailed``'s ``attempts``); ``LlmError.from_json`` rebuilds
+the class its ``kind`` names (an unknown kind gives an ``LlmError`` that keeps it). ``AllAttemptsFailed``
+carries every ``Attempt`` (provider, model, error, elapsed seconds) and says so one line per attempt.
 
 Classification uses the HTTP status and the provider's structured error code/type (see each dialect's
 ``errors`` module), never regular expressions over message text. Error messages, reprs and body excerpts
 are redacted: no API key ever appears in them. Anything shaped like a credential is removed when an error
 is made (``redact``); every credential a provider knows (its key, credential-like headers, a password in
 its URL) is removed, in every form a server may echo it in, before the provider hands the error to its
-caller (``LlmError.redacted``), whatever the HTTP status and wherever the error was found.
+caller (``LlmError.with_context`` / ``LlmError.redacted``), whatever the HTTP status and wherever the
+error was found.
 """
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Iterable, Sequence
-from typing import Self
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Self
 
 __all__ = [
+    "AllAttemptsFailed",
+    "Attempt",
     "AuthError",
     "ConnectTimeout",
     "ContentFilterError",
@@ -158,8 +174,45 @@ def redact_bytes(data: bytes, secrets: Iterable[str | None]) -> bytes:
     return data
 
 
+_JSON_FIELDS = (
+    "provider",
+    "status",
+    "code",
+    "error_type",
+    "retryable",
+    "retry_after",
+    "request_id",
+    "message",
+    "body_excerpt",
+)
+"""The fields of every error's JSON form, after its ``kind``."""
+
+_KINDS: dict[str, type[LlmError]] = {}
+"""Each ``kind`` to the class that names it: filled as the classes are defined (``__init_subclass__``)."""
+
+_KINDS_ELSEWHERE = {
+    "config": "llmrelay.config._errors",
+    "local_crash": "llmrelay.providers._local_process",
+}
+"""Kinds whose class is defined outside this module, and the module ``from_json`` imports to find it."""
+
+
+def _class_for_kind(kind: str) -> type[LlmError]:
+    cls = _KINDS.get(kind)
+    if cls is None and kind in _KINDS_ELSEWHERE:
+        import importlib
+
+        importlib.import_module(_KINDS_ELSEWHERE[kind])
+        cls = _KINDS.get(kind)
+    return cls or LlmError
+
+
 class LlmError(Exception):
-    """Root of every llmrelay error."""
+    """Root of every llmrelay error.
+
+    An error is a value: ``with_context`` and ``redacted`` return new errors, ``to_json`` / ``from_json``
+    round-trip it, and ``kind`` (one per class) is what retry and fail-over tables key on.
+    """
 
     kind: str = "error"
     """A stable machine-readable name for the class of failure."""
@@ -191,6 +244,44 @@ class LlmError(Exception):
             self.retryable = retryable
         super().__init__(self.message)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            # The first class to claim a kind owns it: a subclass outside the tree that names its own kind
+            # joins ``from_json`` this way; one that repeats its parent's kind does not replace it.
+            _KINDS.setdefault(cls.kind, cls)
+
+    @property
+    def family(self) -> tuple[str, ...]:
+        """This error's ``kind``, then its parents' up to ``"error"``: ``ConnectTimeout`` is
+        ``("connect_timeout", "timeout", "error")``. For code that asks for a family of failures."""
+        kinds = [self.kind]
+        for cls in type(self).__mro__:
+            kind = cls.__dict__.get("kind")
+            if isinstance(kind, str) and kind not in kinds:
+                kinds.append(kind)
+        return tuple(kinds)
+
+    def __copy__(self) -> Self:
+        """A new error of the same class with the same fields, args, notes (a list of its own), cause,
+        context and traceback. ``copy.copy`` uses this, whatever the subclass's ``__init__`` takes."""
+        cls = type(self)
+        new = cls.__new__(cls)
+        new.__dict__.update(self.__dict__)
+        new.args = self.args
+        notes = self.__dict__.get("__notes__")
+        if isinstance(notes, list):
+            new.__notes__ = list(notes)
+        new.__cause__ = self.__cause__
+        new.__context__ = self.__context__
+        new.__suppress_context__ = self.__suppress_context__
+        new.__traceback__ = self.__traceback__
+        return new
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own pickling calls ``cls(*args)``, which a subclass's ``__init__`` need not accept.
+        return (_bare, (type(self), self.args), dict(self.__dict__))
+
     def with_context(
         self,
         *,
@@ -198,34 +289,41 @@ class LlmError(Exception):
         request_id: str | None = None,
         hint: str | None = None,
         secrets: Iterable[str | None] = (),
-    ) -> LlmError:
-        """Fill in what the codec could not know (provider name, request id), scrub the provider's known
-        ``secrets`` (see ``redacted``) and append a hint."""
-        if provider and not self.provider:
-            self.provider = provider
-        if request_id and not self.request_id:
-            self.request_id = request_id
-        if secrets:
-            # Before the hint too: an excerpt cut inside a secret leaves its stub at the end of the text.
-            self.redacted(secrets)
-        if hint and hint not in self.message:
-            self.message = redact(f"{self.message}. {hint}")
-            self.args = (self.message,)
-            if secrets:
-                self.redacted(secrets)
-        return self
+    ) -> Self:
+        """A copy of this error, of the same class, with what the codec could not know filled in (the
+        provider name and request id, where this error has none), the provider's known ``secrets``
+        scrubbed (see ``redacted``) and ``hint`` appended to the message. This error is left unchanged."""
+        new = copy.copy(self)
+        if provider and not new.provider:
+            new.provider = provider
+        if request_id and not new.request_id:
+            new.request_id = request_id
+        forms = _secret_forms(secrets)
+        # Before the hint too: an excerpt cut inside a secret leaves its stub at the end of the text.
+        new._scrub_fields(forms)
+        if hint and hint not in new.message:
+            new.message = redact(f"{new.message}. {hint}")
+            new.args = (new.message,)
+            new._scrub_fields(forms)
+        return new
 
     def redacted(self, secrets: Iterable[str | None]) -> Self:
-        """Scrub known secrets (API keys, tokens, credential header values) from every string this error
-        exposes: ``message``, ``body_excerpt``, the other text fields, ``args`` and notes; return ``self``.
+        """A copy of this error with known secrets (API keys, tokens, credential header values) scrubbed
+        from every string it exposes: ``message``, ``body_excerpt``, the other text fields, ``args``,
+        notes, and the errors it carries (``AllAttemptsFailed.attempts``). This error is left unchanged.
 
         Each secret goes in every form a server may echo it in: as is, JSON-escaped (``\\u00e9``, ``\\"``,
         ``\\\\``), URL-quoted, inside a ``repr``, and as the stub an excerpt cut inside it ends with. A
         provider applies this, with its own key and headers, to every error it hands to its caller.
         """
-        forms = _secret_forms(secrets)
+        new = copy.copy(self)
+        new._scrub_fields(_secret_forms(secrets))
+        return new
+
+    def _scrub_fields(self, forms: Sequence[str]) -> None:
+        """Scrub ``forms`` from this error's own texts, in place: only ever called on a fresh copy."""
         if not forms:
-            return self
+            return
         for name, value in list(vars(self).items()):
             if isinstance(value, str) and name != "provider":
                 # Only the texts that may be cut short end with the stub of a secret.
@@ -234,7 +332,59 @@ class LlmError(Exception):
         notes = getattr(self, "__notes__", None)
         if isinstance(notes, list):
             notes[:] = [_scrub(note, forms) if isinstance(note, str) else note for note in notes]
-        return self
+
+    _json_extra: tuple[str, ...] = ()
+    """Text fields a subclass adds to its JSON form (``ConfigError``: ``file``, ``key``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """This error as a JSON-ready dict tagged with its ``kind``; ``LlmError.from_json`` rebuilds it."""
+        out: dict[str, Any] = {"kind": self.kind}
+        for name in _JSON_FIELDS:
+            out[name] = getattr(self, name)
+        for name in self._json_extra:
+            out[name] = getattr(self, name, None)
+        return out
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> LlmError:
+        """The error ``to_json`` produced, of the class its ``kind`` names (an unknown kind gives an
+        ``LlmError`` that keeps that kind). Texts are scrubbed of credential shapes again (see
+        ``redact``); a malformed dict is a ``ValueError``."""
+        kind = data.get("kind")
+        if not isinstance(kind, str) or not kind:
+            raise ValueError(f"an error's JSON needs a non-empty string 'kind', got {kind!r}")
+        cls = _class_for_kind(kind)
+        error = cls.__new__(cls)
+        error._load_json(data)
+        if error.kind != kind:
+            error.kind = kind
+        return error
+
+    def _load_json(self, data: Mapping[str, Any]) -> None:
+        """Fill a bare instance (made by ``from_json``) from its JSON form."""
+        message = data.get("message")
+        if not isinstance(message, str):
+            raise ValueError(f"an error's JSON needs a string 'message', got {message!r}")
+        self.message = redact(message)
+        for name in ("provider", "code", "error_type", "request_id", "body_excerpt", *self._json_extra):
+            value = data.get(name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"an error's {name!r} must be a string or null, got {value!r}")
+            setattr(self, name, redact(value) if value is not None and name != "provider" else value)
+        status = data.get("status")
+        if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
+            raise ValueError(f"an error's 'status' must be an integer or null, got {status!r}")
+        self.status = status
+        retry_after = data.get("retry_after")
+        if retry_after is not None and (not isinstance(retry_after, int | float) or isinstance(retry_after, bool)):
+            raise ValueError(f"an error's 'retry_after' must be a number or null, got {retry_after!r}")
+        self.retry_after = None if retry_after is None else float(retry_after)
+        retryable = data.get("retryable", type(self).retryable)
+        if not isinstance(retryable, bool):
+            raise ValueError(f"an error's 'retryable' must be a boolean, got {retryable!r}")
+        if retryable != type(self).retryable:
+            self.retryable = retryable
+        self.args = (self.message,)
 
     def __str__(self) -> str:
         where = []
@@ -328,7 +478,7 @@ class ContextLengthError(InvalidRequestError):
 class ModelNotFoundError(InvalidRequestError):
     """The provider does not know the model name."""
 
-    kind = "invalid_request"
+    kind = "model_not_found"
 
 
 class ContentFilterError(ProviderError):
@@ -354,20 +504,134 @@ class RequestTimeout(LlmError):
 class ConnectTimeout(RequestTimeout):
     """Connecting to the provider took longer than ``Timeouts.connect``."""
 
+    kind = "connect_timeout"
+
 
 class FirstByteTimeout(RequestTimeout):
     """The provider sent no response headers within ``Timeouts.first_byte``."""
+
+    kind = "first_byte_timeout"
 
 
 class IdleTimeout(RequestTimeout):
     """No event (keep-alive comments do not count) arrived for ``Timeouts.idle`` seconds in a response."""
 
+    kind = "idle_timeout"
+
 
 class TotalTimeout(RequestTimeout):
     """The whole call took longer than ``Timeouts.total``."""
+
+    kind = "total_timeout"
 
 
 class ProtocolError(LlmError):
     """The response was malformed or truncated (for example a stream that ended without its terminator)."""
 
     kind = "protocol"
+
+
+_KINDS["error"] = LlmError
+
+
+def _bare(cls: type[LlmError], args: tuple[Any, ...]) -> LlmError:
+    """An instance of ``cls`` with ``args`` and no fields yet (unpickling sets them)."""
+    error = cls.__new__(cls)
+    error.args = args
+    return error
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One failed try of a request: who was asked, what went wrong, and how long it took."""
+
+    provider: str
+    """The provider's name (``openai``, ``anthropic``, a configured name)."""
+    model: str | None
+    """The model that attempt asked for."""
+    error: LlmError
+    """Why it failed."""
+    elapsed_s: float
+    """Seconds from the start of the attempt to its failure."""
+
+    def to_json(self) -> dict[str, Any]:
+        """This attempt as a JSON-ready dict; ``Attempt.from_json`` rebuilds it."""
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "error": self.error.to_json(),
+            "elapsed_s": self.elapsed_s,
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Attempt:
+        """The attempt ``to_json`` produced; a malformed dict is a ``ValueError``."""
+        provider, model, error, elapsed = (data.get(k) for k in ("provider", "model", "error", "elapsed_s"))
+        if not isinstance(provider, str):
+            raise ValueError(f"an attempt's 'provider' must be a string, got {provider!r}")
+        if model is not None and not isinstance(model, str):
+            raise ValueError(f"an attempt's 'model' must be a string or null, got {model!r}")
+        if not isinstance(error, Mapping):
+            raise ValueError(f"an attempt's 'error' must be an error's JSON object, got {error!r}")
+        if not isinstance(elapsed, int | float) or isinstance(elapsed, bool):
+            raise ValueError(f"an attempt's 'elapsed_s' must be a number, got {elapsed!r}")
+        return Attempt(provider, model, LlmError.from_json(error), float(elapsed))
+
+
+_ATTEMPT_LINE_LIMIT = 300
+"""At most this many characters of each attempt's error in ``AllAttemptsFailed``'s message."""
+
+
+def _attempt_line(number: int, attempt: Attempt) -> str:
+    text = " ".join(str(attempt.error).split())
+    if len(text) > _ATTEMPT_LINE_LIMIT:
+        text = text[: _ATTEMPT_LINE_LIMIT - 3] + "..."
+    model = f" {attempt.model}" if attempt.model else ""
+    return f"{number}. {attempt.provider}{model} after {attempt.elapsed_s:.3f}s: {attempt.error.kind}: {text}"
+
+
+class AllAttemptsFailed(LlmError):
+    """Every attempt a retry or fallback wrapper made failed; ``attempts`` holds each one, in order.
+
+    The message has one line per attempt (provider, model, elapsed time, kind and error). Not retryable
+    itself: the wrapper that raises it already retried what its policy allows.
+    """
+
+    kind = "all_attempts_failed"
+    retryable = False
+
+    def __init__(self, attempts: Iterable[Attempt], message: str | None = None, *, provider: str | None = None) -> None:
+        self.attempts: tuple[Attempt, ...] = tuple(attempts)
+        """Every failed attempt, first to last."""
+        if message is None:
+            count = len(self.attempts)
+            head = f"all {count} attempt{'s' if count != 1 else ''} failed"
+            message = "\n".join(
+                [head + ":" if count else head, *map(_attempt_line, range(1, count + 1), self.attempts)]
+            )
+        super().__init__(message, provider=provider)
+
+    def _scrub_fields(self, forms: Sequence[str]) -> None:
+        super()._scrub_fields(forms)
+        if forms:
+            self.attempts = tuple(
+                replace(attempt, error=_scrubbed_copy(attempt.error, forms)) for attempt in self.attempts
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        out["attempts"] = [attempt.to_json() for attempt in self.attempts]
+        return out
+
+    def _load_json(self, data: Mapping[str, Any]) -> None:
+        super()._load_json(data)
+        attempts = data.get("attempts", [])
+        if not isinstance(attempts, list):
+            raise ValueError(f"'attempts' must be a list, got {attempts!r}")
+        self.attempts = tuple(Attempt.from_json(item) for item in attempts)
+
+
+def _scrubbed_copy(error: LlmError, forms: Sequence[str]) -> LlmError:
+    new = copy.copy(error)
+    new._scrub_fields(forms)
+    return new

@@ -7,6 +7,7 @@ way for every provider.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -226,7 +227,8 @@ class HttpProvider(Provider):
         decoded = self.dialect.decode_body(body)
         request_id = request_id_from(response.headers)
         if decoded.error is not None:
-            decoded.error.with_context(provider=self.name, request_id=request_id, secrets=self._secrets())
+            error = decoded.error.with_context(provider=self.name, request_id=request_id, secrets=self._secrets())
+            decoded = dataclasses.replace(decoded, error=error)
         return _ReplaySource(events_for(decoded), request_id, decoded.model)
 
     async def aclose(self) -> None:
@@ -324,9 +326,10 @@ class _HttpEventSource:
             if type(last) is Done:
                 self.model = last.model
                 if last.error is not None:
-                    last.error.with_context(
+                    error = last.error.with_context(
                         provider=self._provider, request_id=self.request_id, secrets=self._secrets()
                     )
+                    events[-1] = dataclasses.replace(last, error=error)
         return events
 
     async def aclose(self) -> None:

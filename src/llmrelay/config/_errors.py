@@ -19,6 +19,7 @@ class ConfigError(LlmError):
     """The configuration is invalid, or a model string names a provider nobody configured."""
 
     kind = "config"
+    _json_extra = ("file", "key")
 
     def __init__(
         self,

@@ -164,11 +164,11 @@ class OllamaProvider(HttpProvider):
             payload = json_or_none(http_request.body or b"")
             model = payload.get("model") if isinstance(payload, dict) else None
             if isinstance(model, str) and model:
-                exc.with_context(
+                raise exc.with_context(
                     hint=f"The model {model!r} is not on the Ollama server at {self.base_url}: "
                     f"run `ollama pull {model}` there, or pick one from list_models()",
                     secrets=self._secrets(),
-                )
+                ) from None
             raise
 
     async def list_models(self) -> list[ModelInfo]:
