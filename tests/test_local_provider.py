@@ -258,11 +258,14 @@ async def test_concurrent_calls_share_the_model_one_at_a_time(provider: LocalPro
 
 
 async def test_what_it_cannot_do_is_an_error_not_a_silent_drop(provider: LocalProvider) -> None:
+    tools = provider.chat_stream(request(tools=[ToolDef("f")]))  # creating a stream never raises
     with pytest.raises(UnsupportedCapability, match="tools"):
-        provider.chat_stream(request(tools=[ToolDef("f")]))
+        async with tools:
+            pass
     image = Message.user([ImagePart(url="https://example.com/a.png")])
     with pytest.raises(UnsupportedCapability, match="images"):
-        provider.chat_stream(request([image]))
+        async with provider.chat_stream(request([image])):
+            pass
     assert provider.capabilities().tools is False and provider.capabilities().json_schema is True
 
 

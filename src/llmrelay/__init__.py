@@ -64,6 +64,7 @@ _LAZY = {
     "Config": "llmrelay.config",
     "ConfigError": "llmrelay.config",
     "Endpoint": "llmrelay.endpoints",
+    "Fallback": "llmrelay.wrappers",
     "GeminiProvider": "llmrelay.providers.gemini",
     "HttpProvider": "llmrelay._http_provider",
     "LocalModelCrash": "llmrelay.providers.local",
@@ -73,6 +74,7 @@ _LAZY = {
     "OpenAIProvider": "llmrelay.providers.openai",
     "ProviderConfig": "llmrelay.config",
     "ProviderRegistry": "llmrelay.registry",
+    "Retrying": "llmrelay.wrappers",
     "build_provider": "llmrelay.registry",
     "chat": "llmrelay.api",
     "chat_events": "llmrelay.api",
@@ -80,13 +82,17 @@ _LAZY = {
     "chat_stream": "llmrelay.api",
     "chat_stream_sync": "llmrelay.api",
     "chat_sync": "llmrelay.api",
+    "dumps": "llmrelay._codec",
+    "from_json": "llmrelay._codec",
     "iter_sync": "llmrelay._sync",
     "load_config": "llmrelay.config",
     "load_plugins": "llmrelay.registry",
+    "loads": "llmrelay._codec",
     "provider_for": "llmrelay.endpoints",
     "register_endpoint": "llmrelay.endpoints",
     "register_provider_type": "llmrelay.registry",
     "run_sync": "llmrelay._sync",
+    "to_json": "llmrelay._codec",
 }
 
 
@@ -106,6 +112,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from ._codec import dumps, from_json, loads, to_json
     from ._http_provider import HttpProvider
     from ._sync import iter_sync, run_sync
     from .api import chat, chat_events, chat_events_sync, chat_stream, chat_stream_sync, chat_sync
@@ -119,6 +126,7 @@ if TYPE_CHECKING:
     from .providers.ollama import OllamaProvider
     from .providers.openai import OpenAIProvider
     from .registry import ModelRef, ProviderRegistry, build_provider, load_plugins, register_provider_type
+    from .wrappers import Fallback, Retrying
 
 __all__ = [
     "Accumulator",
@@ -142,6 +150,7 @@ __all__ = [
     "Done",
     "Endpoint",
     "EventSource",
+    "Fallback",
     "FinishReason",
     "FirstByteTimeout",
     "GeminiProvider",
@@ -177,6 +186,7 @@ __all__ = [
     "ReasoningDelta",
     "ReasoningPart",
     "RequestTimeout",
+    "Retrying",
     "Role",
     "ServerError",
     "StreamEvent",
@@ -200,12 +210,16 @@ __all__ = [
     "chat_stream",
     "chat_stream_sync",
     "chat_sync",
+    "dumps",
     "fold",
+    "from_json",
     "iter_sync",
     "load_config",
     "load_plugins",
+    "loads",
     "provider_for",
     "register_endpoint",
     "register_provider_type",
     "run_sync",
+    "to_json",
 ]

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
 from ._events import Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
 from ._types import CallWarning, ChatResponse, FinishReason, ReasoningPart, ToolCall
+
+if TYPE_CHECKING:
+    from ._errors import Attempt
 
 __all__ = ["Accumulator", "events_for", "fold"]
 
@@ -63,6 +66,7 @@ class Accumulator:
         model: str | None = None,
         request_id: str | None = None,
         warnings: Iterable[CallWarning] = (),
+        attempts: tuple[Attempt, ...] = (),
     ) -> ChatResponse:
         done = self.done
         blocks = list(self._blocks)
@@ -82,6 +86,7 @@ class Accumulator:
             refusal=done.refusal if done else None,
             reasoning_parts=tuple(blocks) if any(b.signature or b.redacted for b in blocks) else (),
             error=done.error if done else None,
+            attempts=attempts,
         )
 
 

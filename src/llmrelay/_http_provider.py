@@ -27,6 +27,7 @@ from ._transport import (
     read_error_body,
 )
 from ._types import ChatRequest, ChatResponse
+from .profiles import ModelProfile, profile_for
 from .wire.dialect import Dialect, EncodedRequest, StreamDecoder
 from .wire.http_errors import json_or_none, request_id_from
 
@@ -77,6 +78,10 @@ class HttpProvider(Provider):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, model={self.model!r}, base_url={self.base_url!r})"
+
+    def profile(self) -> ModelProfile:
+        """The default model's profile (``llmrelay.profiles``), by this provider's name, model and dialect."""
+        return profile_for(self.name, self.model, dialect=self.dialect.name)
 
     # --- endpoint hooks (overridden per provider) ---------------------------------------------------
 
@@ -206,9 +211,10 @@ class HttpProvider(Provider):
         return decoded
 
     def chat_stream(self, request: ChatRequest) -> ChatStream:
-        http_request, encoded = self._build(request, stream=True)
-
+        # Nothing is checked here: a request that cannot be built raises on entering the stream.
         async def open_source() -> EventSource:
+            http_request, encoded = self._build(request, stream=True)
+            stream.warnings.extend(encoded.warnings)
             emit_warnings(self.name, encoded.warnings)
             response = await self._send(http_request)
             ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -220,7 +226,8 @@ class HttpProvider(Provider):
                 response, self.dialect.stream_decoder(), self.name, self._secrets, idle=self.timeouts.idle
             )
 
-        return ChatStream(open_source, provider=self.name, model=request.model or self.model, warnings=encoded.warnings)
+        stream = ChatStream(open_source, provider=self.name, model=request.model or self.model)
+        return stream
 
     async def _replay_body(self, response: HttpResponse) -> EventSource:
         body = await self._read_whole(response)

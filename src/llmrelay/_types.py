@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from ._errors import LlmError
+    from ._errors import Attempt, LlmError
 
 __all__ = [
     "CallWarning",
@@ -322,6 +322,8 @@ class ChatResponse:
     """Reasoning blocks with their signatures, for sending back in the next turn."""
     error: LlmError | None = None
     """Set when an error ended the stream after output began (``finish_reason`` is ``ERROR``)."""
+    attempts: tuple[Attempt, ...] = ()
+    """The attempts that failed before this reply (a retry or fallback wrapper's), first to last."""
 
     @property
     def message(self) -> Message:

@@ -1,8 +1,9 @@
 """``llmrelay chat``: stream one answer to stdout, usage to stderr.
 
-With ``--json`` every stream event is one JSON line (``_format.event_json``), and a call that fails or is
-interrupted ends with ``{"type": "error", "kind": ..., "message": ..., "exit_code": ...}`` (``kind`` is the
-error's ``LlmError.kind``, or ``interrupted`` for Ctrl-C, exit code 130).
+With ``--json`` every stream event is one JSON line in the codec's form (``llmrelay.to_json``, see
+``_format.event_json``), and a call that fails or is interrupted ends with ``{"type": "error", "kind": ...,
+"message": ..., "exit_code": ...}``: the error's own JSON form (``LlmError.to_json``) plus the exit code, or
+``kind`` ``interrupted`` for Ctrl-C, exit code 130.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .._events import Done, TextDelta
 from .._types import FinishReason, ImagePart
 from ..api import build_request, open_provider
 from . import EXIT_INTERRUPTED, EXIT_OK, UsageError, describe_error
-from ._format import event_json, scrub_secrets, usage_line
+from ._format import error_json, event_json, json_line, usage_line
 
 __all__ = ["run_chat"]
 
@@ -59,7 +60,8 @@ def run_chat(args: argparse.Namespace) -> int:
         # asyncio.run has cancelled the call (closing the stream) and turned the cancellation back into
         # KeyboardInterrupt; the caller (``main``) says "interrupted" on stderr and exits 130.
         if args.json:
-            _json_error("interrupted", "interrupted (Ctrl-C)", EXIT_INTERRUPTED)
+            interrupted = {"type": "error", "kind": "interrupted", "message": "interrupted (Ctrl-C)"}
+            _write_line(json_line({**interrupted, "exit_code": EXIT_INTERRUPTED}))
         raise
 
 
@@ -136,18 +138,14 @@ def _report(label: str, usage: object, finish: FinishReason, raw: str | None) ->
 def _fail(exc: LlmError, as_json: bool) -> int:
     code, line = describe_error(exc)
     if as_json:
-        _json_error(exc.kind, scrub_secrets(str(exc)), code)
+        _write_line(error_json(exc, code))
     print(line, file=sys.stderr)
     return code
 
 
-def _json_error(kind: str, message: str, code: int) -> None:
-    """The final ``--json`` line of a failed or interrupted call (``kind`` is an ``LlmError.kind``, or
-    ``interrupted`` for Ctrl-C)."""
-    import json
-
-    error = {"type": "error", "kind": kind, "message": message, "exit_code": code}
-    sys.stdout.write(json.dumps(error, ensure_ascii=False) + "\n")
+def _write_line(line: str) -> None:
+    """Write the final ``--json`` line of a failed or interrupted call."""
+    sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
-from typing import Any, assert_never
+from typing import Any
 
-from .._events import Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from .._codec import json_line as _json_text
+from .._codec import to_json
+from .._errors import LlmError
+from .._events import StreamEvent
 from .._types import Usage
 
-__all__ = ["event_json", "scrub_secrets", "table", "usage_dict", "usage_line"]
+__all__ = ["error_json", "event_json", "json_line", "scrub_secrets", "table", "usage_dict", "usage_line"]
 
 _SECRET_ENV_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
 _MIN_ENV_SECRET = 8
@@ -48,41 +50,36 @@ def usage_dict(usage: Usage | None) -> dict[str, int] | None:
 
 
 def event_json(event: StreamEvent) -> str:
-    """One stream event as one line of JSON (``type`` says which event)."""
-    payload: dict[str, Any]
-    match event:
-        case TextDelta(text=text):
-            payload = {"type": "text", "text": text}
-        case ReasoningDelta(text=text, signature=signature):
-            payload = {"type": "reasoning", "text": text}
-            if signature is not None:
-                payload["signature"] = signature
-        case ToolCallStart(index=index, id=call_id, name=name):
-            payload = {"type": "tool_call_start", "index": index, "id": call_id, "name": name}
-        case ToolCallDelta(index=index, arguments_delta=delta):
-            payload = {"type": "tool_call_delta", "index": index, "arguments_delta": delta}
-        case ToolCallEnd(index=index, call=call):
-            payload = {
-                "type": "tool_call",
-                "index": index,
-                "id": call.id,
-                "name": call.name,
-                "arguments": dict(call.arguments) if call.arguments is not None else None,
-                "arguments_raw": call.arguments_raw,
-            }
-        case Done(finish_reason=reason, finish_reason_raw=raw, usage=usage, error=error, model=model):
-            payload = {
-                "type": "done",
-                "finish_reason": reason.value,
-                "finish_reason_raw": raw,
-                "usage": usage_dict(usage),
-                "model": model,
-            }
-            if error is not None:
-                payload["error"] = {"kind": error.kind, "message": scrub_secrets(str(error))}
-        case _:
-            assert_never(event)
-    return json.dumps(payload, ensure_ascii=False)
+    """One stream event as one line of JSON: ``llmrelay.to_json(event)`` (``type`` says which event), with
+    the error a ``done`` carries scrubbed (``scrub_secrets``)."""
+    return json_line(to_json(event))
+
+
+def error_json(error: LlmError, exit_code: int) -> str:
+    """The ``--json`` line of a failed call: ``llmrelay.to_json(error)`` (``type`` ``error``, its ``kind``,
+    ``message`` and the other fields), scrubbed, plus the command's ``exit_code``."""
+    return json_line({**to_json(error), "exit_code": exit_code})
+
+
+def json_line(payload: dict[str, Any]) -> str:
+    """``payload`` as one line of JSON, every text of an error in it (the payload itself when it is one,
+    or its ``error``) scrubbed of credentials: the last guard before it reaches stdout."""
+    if payload.get("type") == "error":
+        payload = _scrubbed(payload)
+    elif isinstance(payload.get("error"), dict):
+        payload = {**payload, "error": _scrubbed(payload["error"])}
+    return _json_text(payload)
+
+
+def _scrubbed(value: Any, key: str = "") -> Any:
+    """``value`` with every text scrubbed, the errors it carries too (``AllAttemptsFailed.attempts``)."""
+    if isinstance(value, str):
+        return value if key in ("type", "kind") else scrub_secrets(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    return value
 
 
 def usage_line(model: str, usage: Usage | None, finish: str | None) -> str:

@@ -13,7 +13,6 @@ from urllib.parse import quote
 
 from .._errors import InvalidRequestError, MissingApiKey
 from .._http_provider import HttpProvider, clean_key, require_key
-from .._provider import Capabilities
 from .._transport import Timeouts, Transport
 from ..wire.dialect import EncodedRequest
 from ..wire.openai_chat import OpenAIChatDialect
@@ -72,9 +71,6 @@ class AzureOpenAIProvider(HttpProvider):
         self.api_version = api_version
         self._bearer = bearer_token
         self._key_env = api_key_env
-
-    def capabilities(self) -> Capabilities:
-        return Capabilities(vision=True, json_schema=True, reasoning=True)
 
     def _url(self, encoded: EncodedRequest, *, model: str, stream: bool) -> str:
         return (

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from .._errors import MissingApiKey, ProtocolError
 from .._http_provider import HttpProvider, require_key
-from .._provider import Capabilities, ModelInfo
+from .._provider import ModelInfo
 from .._transport import Timeouts, Transport
 from ..wire.cohere import CHAT_PATH, CohereDialect
 from ..wire.dialect import EncodedRequest
@@ -68,11 +68,6 @@ class CohereProvider(HttpProvider):
         )
         self._api_key_env = api_key_env
         self._client_name = client_name
-
-    def capabilities(self) -> Capabilities:
-        return Capabilities(
-            streaming=True, tools=True, parallel_tools=True, vision=True, json_schema=True, reasoning=True
-        )
 
     def _url(self, encoded: EncodedRequest, *, model: str, stream: bool) -> str:
         return f"{self.base_url}{encoded.path or CHAT_PATH}"

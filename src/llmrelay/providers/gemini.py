@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from .._errors import MissingApiKey, ProtocolError
 from .._http_provider import HttpProvider, clean_key
-from .._provider import Capabilities, ModelInfo
+from .._provider import ModelInfo
 from .._transport import Timeouts, Transport
 from ..wire.dialect import EncodedRequest
 from ..wire.gemini import GeminiDialect, model_path
@@ -73,11 +73,6 @@ class GeminiProvider(HttpProvider):
         )
         self.api_version = api_version.strip("/")
         self._api_key_env = api_key_env
-
-    def capabilities(self) -> Capabilities:
-        return Capabilities(
-            streaming=True, tools=True, parallel_tools=True, vision=True, json_schema=True, reasoning=True
-        )
 
     def _url(self, encoded: EncodedRequest, *, model: str, stream: bool) -> str:
         path = encoded.path or model_path(model, stream=stream)

@@ -31,14 +31,16 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .._errors import UnsupportedCapability
 from .._events import Done, StreamEvent, TextDelta
-from .._provider import Capabilities, ChatStream, ModelInfo, Provider
+from .._provider import ChatStream, ModelInfo, Provider
 from .._types import ChatRequest, FinishReason, ImagePart, JsonSchemaFormat, Message, TextPart, Usage
 from ..config._errors import ConfigError
+from ..profiles import ModelProfile, profile_for
 from ._local_process import Generation, LocalModelCrash, worker_for
 
 __all__ = ["BUILTIN_MODELS", "LocalModelCrash", "LocalProvider", "smollm2_path"]
@@ -175,8 +177,10 @@ class LocalProvider(Provider):
     def __repr__(self) -> str:
         return f"LocalProvider(name={self.name!r}, model={self.model!r})"
 
-    def capabilities(self) -> Capabilities:
-        return Capabilities(streaming=True, tools=False, parallel_tools=False, vision=False, json_schema=True)
+    def profile(self) -> ModelProfile:
+        """The model's profile (``llmrelay.profiles``, type ``local``), with the configured ``n_ctx`` as its
+        context window."""
+        return replace(profile_for(self.name, self._default, dialect="local"), context_window=self._n_ctx)
 
     async def list_models(self) -> list[ModelInfo]:
         names = [*BUILTIN_MODELS, *self._models]
@@ -246,9 +250,9 @@ class LocalProvider(Provider):
 
     def chat_stream(self, request: ChatRequest) -> ChatStream:
         model = request.model or self._default
-        kwargs = self._kwargs(request)
 
         async def open_source() -> _LocalSource:
+            kwargs = self._kwargs(request)  # what it cannot do raises here, on entering the stream
             path = self.model_file(model)
             if importlib.util.find_spec("llama_cpp") is None:
                 raise ConfigError(f"the local provider needs llama-cpp-python: {_INSTALL_HINT}", provider=self.name)

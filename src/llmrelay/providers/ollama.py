@@ -19,7 +19,7 @@ from datetime import datetime
 
 from .._errors import ModelNotFoundError, ProtocolError
 from .._http_provider import HttpProvider, require_key
-from .._provider import Capabilities, ModelInfo
+from .._provider import ModelInfo
 from .._transport import HttpRequest, HttpResponse, Timeouts, Transport
 from ..wire.dialect import EncodedRequest
 from ..wire.http_errors import json_or_none
@@ -139,12 +139,6 @@ class OllamaProvider(HttpProvider):
             transport=transport,
         )
         self._api_key_env = api_key_env
-
-    def capabilities(self) -> Capabilities:
-        # Vision, thinking and tools depend on the model pulled; these are what the API can carry.
-        return Capabilities(
-            streaming=True, tools=True, parallel_tools=True, vision=True, json_schema=True, reasoning=True
-        )
 
     def _url(self, encoded: EncodedRequest, *, model: str, stream: bool) -> str:
         return f"{self.base_url}{encoded.path or CHAT_PATH}"

@@ -68,12 +68,11 @@ class OpenAIProvider(HttpProvider):
         self._api_key_env = api_key_env
         self._organization = organization
         self._project = project
-        self._capabilities = capabilities or Capabilities(
-            streaming=True, tools=True, parallel_tools=True, vision=True, json_schema=True, reasoning=True
-        )
+        self._capabilities = capabilities
 
     def capabilities(self) -> Capabilities:
-        return self._capabilities
+        """``capabilities=`` when given, else the model's profile (``llmrelay.profiles``)."""
+        return self._capabilities if self._capabilities is not None else super().capabilities()
 
     def _url(self, encoded: EncodedRequest, *, model: str, stream: bool) -> str:
         return f"{self.base_url}/chat/completions"

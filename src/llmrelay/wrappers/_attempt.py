@@ -1,0 +1,115 @@
+"""What ``Retrying`` and ``Fallback`` share: one attempt of a call, for ``chat`` or ``chat_stream``.
+
+A wrapper writes its policy once, as a loop over attempts; the loop calls a ``Call``, which is either
+``call_chat`` (one whole reply) or ``open_stream`` (a stream entered up to its commit point). The result
+carries the attempts that failed before it (``response_with``, ``stream_of``), so one loop serves both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from .._errors import AllAttemptsFailed, Attempt, LlmError
+from .._events import Done, StreamEvent
+from .._provider import ChatStream, Provider
+from .._types import ChatRequest, ChatResponse
+
+__all__ = ["Call", "Committed", "call_chat", "failure", "open_stream", "record", "response_with", "stream_of"]
+
+T = TypeVar("T")
+Call = Callable[[Provider, ChatRequest], Awaitable[T]]
+"""One attempt: ``call_chat`` or ``open_stream``."""
+
+
+async def call_chat(provider: Provider, request: ChatRequest) -> ChatResponse:
+    """One whole reply: nothing reached the caller until it returns, so any error may be retried."""
+    return await provider.chat(request)
+
+
+async def open_stream(provider: Provider, request: ChatRequest) -> ChatStream:
+    """Enter ``provider``'s stream and read up to its commit point (the first batch of events).
+
+    An error on entering, or a first batch that is only ``Done(error)``, raises that error after closing
+    the stream: nothing was delivered, so the caller's wrapper may try again. A first batch with any
+    other event commits: the stream is returned, its first batch not yet consumed.
+    """
+    stream = provider.chat_stream(request)
+    try:
+        await stream.__aenter__()
+        batch = await stream.first_batch()
+    except BaseException:
+        await stream.aclose()
+        raise
+    if batch and type(batch[0]) is Done and batch[0].error is not None:
+        await stream.aclose()
+        raise batch[0].error
+    return stream
+
+
+class Committed:
+    """The ``EventSource`` of a wrapper's stream: the inner stream it committed to, passed through
+    unchanged, with the attempts that failed before it."""
+
+    __slots__ = ("_inner", "attempts")
+
+    def __init__(self, inner: ChatStream, attempts: tuple[Attempt, ...]) -> None:
+        self._inner = inner
+        self.attempts = attempts
+
+    @property
+    def request_id(self) -> str | None:
+        return self._inner.request_id
+
+    @property
+    def model(self) -> str | None:
+        return self._inner.model
+
+    @property
+    def provider(self) -> str | None:
+        return self._inner.provider
+
+    async def read(self) -> Sequence[StreamEvent]:
+        return await self._inner.read()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def response_with(response: ChatResponse, attempts: Sequence[Attempt]) -> ChatResponse:
+    """``response`` carrying the failed ``attempts`` before its own."""
+    if not attempts:
+        return response
+    return dataclasses.replace(response, attempts=(*attempts, *response.attempts))
+
+
+def stream_of(
+    run: Callable[[], Awaitable[tuple[ChatStream, list[Attempt]]]], *, provider: str, model: str | None
+) -> ChatStream:
+    """A wrapper's stream: entering it runs the wrapper's attempt loop (``run``, with ``open_stream``) and
+    reads from the inner stream it committed to; events pass through and are folded once, here."""
+
+    async def opener() -> Committed:
+        inner, attempts = await run()
+        outer.warnings.extend(inner.warnings)
+        return Committed(inner, (*attempts, *inner.attempts))
+
+    outer = ChatStream(opener, provider=provider, model=model)
+    return outer
+
+
+def record(attempts: list[Attempt], provider: Provider, model: str | None, error: LlmError, elapsed: float) -> None:
+    """Add the failed attempt(s) behind ``error``: a nested wrapper's ``AllAttemptsFailed`` is flattened."""
+    if isinstance(error, AllAttemptsFailed) and error.attempts:
+        attempts.extend(error.attempts)
+    else:
+        attempts.append(Attempt(provider.name, model, error, elapsed))
+
+
+def failure(attempts: Sequence[Attempt], last: LlmError, *, tries: int, provider: str) -> LlmError:
+    """The error a wrapper raises when it gives up: ``last`` unchanged after a single try (a 400 stays an
+    ``InvalidRequestError``), else ``AllAttemptsFailed`` with every attempt."""
+    if tries == 1:
+        return last
+    return AllAttemptsFailed(attempts, provider=provider)
