@@ -169,12 +169,86 @@ async def test_a_rejected_key_is_one_line_and_never_shows_the_key(upstream: Fake
 
 
 async def test_json_mode_reports_errors_as_an_event_too(upstream: FakeUpstream, home: Path) -> None:
+    (home / "llmrelay.toml").write_text("[retry]\nmax_attempts = 1\n")  # no retries: the 429 itself
     upstream.add(KIT.error(429, retry_after=3))
     result = await run(home, "chat", "--json", "hi", env=openai_env(home, upstream))
     assert result.code == EXIT_UNAVAILABLE
     event = json.loads(result.out.strip())
     assert event["type"] == "error" and event["kind"] == "rate_limit" and event["exit_code"] == EXIT_UNAVAILABLE
     assert "retry after 3s" in result.err
+    assert len(upstream.requests) == 1
+
+
+async def test_retries_that_all_fail_are_one_error_with_every_attempt(upstream: FakeUpstream, home: Path) -> None:
+    # The default policy (three attempts), its waits capped so the Retry-After of 3 s is not slept.
+    (home / "llmrelay.toml").write_text("[retry]\nbase_delay = 0.01\nmax_delay = 0.02\n")
+    upstream.add(*[KIT.error(429, retry_after=3) for _ in range(3)])
+    result = await run(home, "chat", "--json", "hi", env=openai_env(home, upstream))
+    assert result.code == EXIT_UNAVAILABLE, result  # the last attempt's exit code
+    event = json.loads(result.out.strip())
+    assert (event["type"], event["kind"], event["exit_code"]) == ("error", "all_attempts_failed", EXIT_UNAVAILABLE)
+    assert [a["error"]["kind"] for a in event["attempts"]] == ["rate_limit"] * 3
+    assert len(upstream.requests) == 3
+    line = result.err.strip()
+    assert len(line.splitlines()) == 1 and "all 3 attempts failed" in line and "retry after 3s" in line, line
+    assert KEY not in result.err and KEY not in result.out
+
+
+def fallback_config(home: Path, first: FakeUpstream, second: FakeUpstream) -> dict[str, str]:
+    """``main`` = the first server's ``a/model-a``, then the second's ``b/model-b``; no retries."""
+    (home / "llmrelay.toml").write_text(
+        f'[providers.a]\ntype = "openai"\nbase_url = "{first.url("/v1")}"\napi_key_env = "A_KEY"\n'
+        f'[providers.b]\ntype = "openai"\nbase_url = "{second.url("/v1")}"\napi_key_env = "B_KEY"\n'
+        '[fallbacks]\nmain = ["a/model-a", "b/model-b"]\n[retry]\nmax_attempts = 1\n'
+    )
+    return base_env(home, A_KEY=KEY, B_KEY="sk-b-key-0123456789")
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-stream"]], ids=["stream", "no-stream"])
+async def test_json_mode_shows_each_failed_attempt_and_who_answered(
+    upstream: FakeUpstream, home: Path, mode: list[str]
+) -> None:
+    async with FakeUpstream() as second:
+        env = fallback_config(home, upstream, second)
+        upstream.add(KIT.error(503))
+        second.add(KIT.text("Hello world", stream=not mode))
+        result = await run(home, "chat", "-m", "main", "--json", *mode, "hi", env=env)
+    assert result.code == EXIT_OK, result
+    events = [json.loads(line) for line in result.out.splitlines()]
+    types = [e["type"] for e in events]
+    assert types[0] == "attempt" and types.count("attempt") == 1 and types[-1] == "done"
+    attempt = events[0]
+    assert (attempt["provider"], attempt["model"]) == ("a", "model-a")
+    assert attempt["error"]["type"] == "error" and attempt["error"]["status"] == 503
+    assert isinstance(attempt["elapsed_ms"], float) and attempt["elapsed_ms"] >= 0
+    assert (events[-1]["provider"], events[-1]["model"]) == ("b", "test-model")
+    assert "".join(e["text"] for e in events if e["type"] == "text") == "Hello world"
+    assert (upstream.requests[0].json["model"], second.requests[0].json["model"]) == ("model-a", "model-b")
+    assert KEY not in result.out and KEY not in result.err
+
+
+async def test_the_usage_line_says_which_fallback_member_answered(upstream: FakeUpstream, home: Path) -> None:
+    async with FakeUpstream() as second:
+        env = fallback_config(home, upstream, second)
+        upstream.add(KIT.error(503))
+        second.add(KIT.text("Hello world", stream=True))
+        result = await run(home, "chat", "-m", "main", "hi", env=env)
+    assert result.code == EXIT_OK, result
+    assert result.out == "Hello world\n"
+    line = result.err.strip().splitlines()[-1]
+    assert line.startswith("llmrelay: main · 10 in + 5 out")
+    assert line.endswith("· via b/test-model after 1 failed attempt")
+
+
+async def test_the_default_policy_retries_a_429_in_the_cli(upstream: FakeUpstream, home: Path) -> None:
+    (home / "llmrelay.toml").write_text("[retry]\nbase_delay = 0.01\nmax_delay = 0.02\n")
+    upstream.add(KIT.error(429), KIT.text("Hello world", stream=True))
+    result = await run(home, "chat", "--json", "hi", env=openai_env(home, upstream))
+    assert result.code == EXIT_OK, result
+    events = [json.loads(line) for line in result.out.splitlines()]
+    assert events[0]["type"] == "attempt" and events[0]["error"]["kind"] == "rate_limit"
+    assert (events[-1]["provider"], events[-1]["type"]) == ("openai", "done")
+    assert result.err.strip().endswith("after 1 failed attempt") and len(upstream.requests) == 2
 
 
 async def test_an_unreachable_server_is_exit_code_5(home: Path) -> None:
@@ -231,10 +305,26 @@ async def test_config_show_redacts_every_secret(home: Path) -> None:
     import tomllib
 
     tomllib.loads(result.out)  # what it prints is valid TOML
+    assert "[retry]\n# the default retry policy" in result.out and "max_attempts = 3" in result.out
     for command in (["models"], ["providers"], ["config", "check"]):
         shown = await run(home, *command, env=env)
         for secret in (KEY, "gsk_env_SECRET_987654321", "sk-ant-SECRET-1234567890"):
             assert secret not in shown.out and secret not in shown.err
+
+
+async def test_config_show_prints_fallbacks_and_the_retry_policy(home: Path) -> None:
+    import tomllib
+
+    (home / "llmrelay.toml").write_text(
+        '[fallbacks]\nmain = ["openai/gpt-4o-mini", "local/smollm2"]\n'
+        "[retry]\nmax_attempts = 5\nbase_delay = 0.25\nmax_delay = 4\ndeadline = 30\n"
+    )
+    result = await run(home, "config", "show")
+    assert result.code == EXIT_OK, result
+    shown = tomllib.loads(result.out)
+    assert shown["fallbacks"] == {"main": ["openai/gpt-4o-mini", "local/smollm2"]}
+    assert shown["retry"] == {"max_attempts": 5, "base_delay": 0.25, "max_delay": 4.0, "deadline": 30.0}
+    assert "not yet in effect" not in result.err
 
 
 async def test_config_check_names_the_file_and_key_path(home: Path) -> None:
@@ -323,8 +413,11 @@ async def test_sections_not_yet_in_effect_are_warned_about_never_silently_ignore
     result = await run(home, "config", "check")
     assert result.code == EXIT_OK, result
     warned = [line for line in result.err.splitlines() if line.startswith("llmrelay: warning: ")]
-    for section in ("fallbacks", "rate_limits", "deliberations", "gateway"):
+    from llmrelay.config._schema import NOT_YET_IN_EFFECT
+
+    for section in NOT_YET_IN_EFFECT:
         assert any(f"[{section}] is valid but not yet in effect" in line for line in warned), result.err
+    assert "fallbacks" not in NOT_YET_IN_EFFECT and not any("[fallbacks]" in line for line in warned)
     assert all(str(path) in line for line in warned)
     path.write_text('[providers.mine]\ntype = "local"\n')
     assert "not yet in effect" not in (await run(home, "config", "check")).err

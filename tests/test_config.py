@@ -14,6 +14,7 @@ from llmrelay.config import (
     ConfigError,
     GatewayConfig,
     RateLimitConfig,
+    RetryConfig,
     find_config,
     load_config,
     parse_config,
@@ -47,6 +48,12 @@ quick = "fast"
 
 [fallbacks]
 default = ["openai/gpt-4o-mini", "local/smollm2"]
+
+[retry]
+max_attempts = 4
+base_delay = 0.25
+max_delay = 5
+deadline = 20
 
 [rate_limits.openai]
 requests_per_minute = 500
@@ -99,7 +106,6 @@ def test_every_section_parses_to_typed_values(tmp_path: Path) -> None:
         config = read_config(write(tmp_path / "llmrelay.toml", FULL))
     assert sorted(str(w.message).split("[")[1].split("]")[0] for w in caught) == [
         "deliberations",
-        "fallbacks",
         "gateway",
         "rate_limits",
     ]
@@ -119,6 +125,7 @@ def test_every_section_parses_to_typed_values(tmp_path: Path) -> None:
     assert config.providers["mine"].settings == {"n_ctx": 1024}
     assert config.aliases == {"fast": "groq/llama-3.3-70b-versatile", "quick": "fast"}
     assert config.fallbacks == {"default": ("openai/gpt-4o-mini", "local/smollm2")}
+    assert config.retry == RetryConfig(max_attempts=4, base_delay=0.25, max_delay=5.0, deadline=20.0)
     assert config.rate_limits == {
         "openai": RateLimitConfig(requests_per_minute=500, tokens_per_minute=200000, max_concurrency=16)
     }
@@ -131,6 +138,7 @@ def test_every_section_parses_to_typed_values(tmp_path: Path) -> None:
 def test_an_empty_file_is_the_empty_configuration(tmp_path: Path) -> None:
     config = read_config(write(tmp_path / "llmrelay.toml", ""))
     assert config == Config(path=tmp_path / "llmrelay.toml")
+    assert config.retry == RetryConfig(max_attempts=3, base_delay=0.5, max_delay=8.0, deadline=None)
 
 
 def test_discovery_order_explicit_then_env_then_cwd_then_user_dir(
@@ -206,6 +214,21 @@ def test_invalid_toml_names_the_file_and_line(tmp_path: Path) -> None:
         ),
         ("[fallbacks]\nmain = []", "fallbacks.main: expected at least one entry"),
         ('[fallbacks]\nmain = ["a/b", 3]', "fallbacks.main[1]: expected a string, got an integer"),
+        ('[fallbacks]\na = ["x/y", "b"]\nb = ["a"]', "fallbacks.b[0]: fallback cycle: a -> b -> a"),
+        ('[fallbacks]\na = ["x/y", "a"]', "fallbacks.a[1]: fallback cycle: a -> a"),
+        (
+            '[aliases]\nquick = "b"\n[fallbacks]\na = ["quick"]\nb = ["x/y", "a"]',
+            "fallbacks.b[1]: fallback cycle: a -> b -> a",
+        ),
+        ('[aliases]\nx = "y/z"\n[fallbacks]\nx = ["y/z"]', "fallbacks.x: a fallback name has the name of an alias"),
+        ('[providers.p]\ntype = "openai"\n[fallbacks]\np = ["y/z"]', "fallbacks.p: a fallback name has the name of a"),
+        ("[retry]\nmax_attempts = 0", "retry.max_attempts: expected an integer between 1 and 100, got 0"),
+        ("[retry]\nmax_attempts = 2.5", "retry.max_attempts: expected an integer, got a number"),
+        ("[retry]\nbase_delay = -1", "retry.base_delay: expected a positive number, got -1"),
+        ("[retry]\nmax_delay = 0.1", "retry.max_delay: base_delay (0.5) is more than max_delay (0.1)"),
+        ('[retry]\ndeadline = "soon"', "retry.deadline: expected a number, got a string"),
+        ("[retry]\nattempts = 2", "retry.attempts: unknown key (did you mean 'max_attempts'?)"),
+        ("retry = 3", "retry: expected a table, got an integer"),
         (
             "[rate_limits.openai]\nrequests_per_minute = 0",
             "rate_limits.openai.requests_per_minute: expected a positive number",

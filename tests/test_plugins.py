@@ -170,7 +170,7 @@ async def test_a_plugin_endpoint_row_uses_the_plugin_dialect(installed: list[str
     row = next(r for r in endpoints() if r.name == "echo-cloud")
     assert row.dialect == "echo"
     async with ProviderRegistry() as reg:
-        provider = reg.provider("echo-cloud/m1")
+        provider = reg.get("echo-cloud", "m1")  # the bare provider: provider() wraps it in Retrying
         assert type(provider).__name__ == "EchoProvider"
         assert (provider.name, provider.model, provider.base_url) == ("echo-cloud", "m1", "http://127.0.0.1:9/echo")  # type: ignore[attr-defined]
         reply = await provider.chat(ChatRequest(messages=[Message.user("a b")]))

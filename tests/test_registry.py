@@ -26,6 +26,7 @@ from llmrelay.providers.local import LocalProvider
 from llmrelay.registry import ModelRef, ProviderRegistry, build_provider, known_types, register_provider_type
 from llmrelay.testing import FakeUpstream
 from llmrelay.testing.openai_kit import KIT
+from llmrelay.wrappers import Retrying
 
 HELLO = ChatRequest(messages=[Message.user("Hello")])
 
@@ -41,6 +42,12 @@ def config(text: str) -> Config:
     import tomllib
 
     return parse_config(tomllib.loads(text), "/cfg/llmrelay.toml")
+
+
+def bare(reg: ProviderRegistry, model: str) -> Provider:
+    """The bare provider for a model string (``provider()`` returns the configured stack around it)."""
+    ref = reg.resolve(model)
+    return reg.get(ref.provider, ref.model)
 
 
 # --- model strings ------------------------------------------------------------------------------------------
@@ -100,8 +107,10 @@ async def test_env_only_openai_reaches_the_base_url_with_the_key(
     monkeypatch.setenv("OPENAI_BASE_URL", upstream.url("/v1"))
     upstream.add(KIT.text("Hello there", stream=True))
     async with ProviderRegistry() as reg:
-        provider = reg.provider("openai/gpt-4o-mini")
+        stack = reg.provider("openai/gpt-4o-mini")
+        provider = bare(reg, "openai/gpt-4o-mini")
         assert isinstance(provider, OpenAIProvider)
+        assert isinstance(stack, Retrying) and stack.inner is provider and stack.max_attempts == 3
         async with provider.chat_stream(HELLO) as stream:
             reply = await stream.until_done()
     assert reply.text == "Hello there"
@@ -129,7 +138,7 @@ async def test_a_config_entry_sets_url_key_variable_headers_timeouts_and_setting
     )
     upstream.add(KIT.text("ok", stream=False))
     async with ProviderRegistry(cfg) as reg:
-        provider = reg.provider("work")
+        provider = bare(reg, "work")
         assert isinstance(provider, OpenAIProvider)
         assert provider.name == "work" and provider.model == "qwen"
         assert provider.timeouts == Timeouts(connect=3, idle=7)
@@ -154,7 +163,7 @@ async def test_a_server_of_your_own_needs_no_key(upstream: FakeUpstream) -> None
 
 def test_endpoint_rows_are_reached_by_name_with_their_own_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GROQ_API_KEY", "gsk_test_0123456789")
-    provider = ProviderRegistry().provider("groq/llama-3.3-70b")
+    provider = bare(ProviderRegistry(), "groq/llama-3.3-70b")
     assert isinstance(provider, OpenAIProvider)
     assert (provider.name, provider.model, provider.base_url) == (
         "groq",
@@ -170,7 +179,7 @@ async def test_azure_env_vars_and_the_deployment_from_the_model_string(
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", upstream.url(""))
     upstream.add(KIT.text("from azure", stream=False))
     async with ProviderRegistry() as reg:
-        provider = reg.provider("azure/my-deploy")
+        provider = bare(reg, "azure/my-deploy")
         assert isinstance(provider, AzureOpenAIProvider) and provider.deployment == "my-deploy"
         reply = await provider.chat(HELLO)
     assert reply.text == "from azure"
@@ -180,7 +189,7 @@ async def test_azure_env_vars_and_the_deployment_from_the_model_string(
 
 def test_ollama_host_moves_the_ollama_row(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:12345")
-    provider = ProviderRegistry().provider("ollama/llama3.2")
+    provider = bare(ProviderRegistry(), "ollama/llama3.2")
     assert getattr(provider, "base_url", None) == "http://127.0.0.1:12345"
 
 
@@ -191,7 +200,7 @@ def test_ollama_host_is_read_one_way_whichever_way_the_provider_is_built(
     from llmrelay.providers.ollama import OllamaProvider
 
     monkeypatch.setenv("OLLAMA_HOST", host)
-    through_registry = ProviderRegistry().provider("ollama/llama3.2")
+    through_registry = bare(ProviderRegistry(), "ollama/llama3.2")
     assert getattr(through_registry, "base_url", None) == OllamaProvider("llama3.2").base_url
 
 
@@ -238,10 +247,10 @@ def test_an_unknown_setting_is_named_with_a_suggestion(monkeypatch: pytest.Monke
 
 def test_the_local_type_builds_a_local_provider_without_loading_anything() -> None:
     cfg = config('[providers.mine]\ntype = "local"\nsettings = { n_ctx = 512 }')
-    provider = ProviderRegistry(cfg).provider("mine/smollm2")
+    provider = bare(ProviderRegistry(cfg), "mine/smollm2")
     assert isinstance(provider, LocalProvider)
     assert (provider.name, provider.model) == ("mine", "smollm2")
-    assert isinstance(ProviderRegistry().provider("local"), LocalProvider)
+    assert isinstance(bare(ProviderRegistry(), "local"), LocalProvider)
 
 
 def test_check_reports_each_provider(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -314,9 +323,9 @@ def test_register_provider_type_with_a_callable() -> None:
     register_provider_type("scripted-test", lambda **kw: Scripted(kw["model"], name=kw["name"]))
     try:
         assert "scripted-test" in known_types()
-        provider = ProviderRegistry(config('[providers.s]\ntype = "scripted-test"')).provider("s/m1")
+        provider = bare(ProviderRegistry(config('[providers.s]\ntype = "scripted-test"')), "s/m1")
         assert isinstance(provider, Scripted) and (provider.name, provider.model) == ("s", "m1")
-        assert isinstance(ProviderRegistry().provider("scripted-test/m2"), Scripted)
+        assert isinstance(bare(ProviderRegistry(), "scripted-test/m2"), Scripted)
         with pytest.raises(ValueError, match="already registered"):
             register_provider_type("scripted-test", "x:y")
     finally:
@@ -332,8 +341,8 @@ async def test_aclose_closes_the_shared_pool(upstream: FakeUpstream, monkeypatch
     monkeypatch.setenv("OPENAI_BASE_URL", upstream.url("/v1"))
     upstream.add(KIT.text("one", stream=False), KIT.text("two", stream=False))
     reg = ProviderRegistry()
-    a = reg.provider("openai/a")
-    b = reg.provider("openai/b")
+    a = bare(reg, "openai/a")
+    b = bare(reg, "openai/b")
     assert a is not b
     assert (await a.chat(HELLO)).text == "one"
     assert (await b.chat(HELLO)).text == "two"

@@ -61,20 +61,28 @@ _LAZY = {
     "AnthropicProvider": "llmrelay.providers.anthropic",
     "AzureOpenAIProvider": "llmrelay.providers.azure",
     "CohereProvider": "llmrelay.providers.cohere",
+    "CircuitBreaker": "llmrelay.wrappers",
     "Config": "llmrelay.config",
     "ConfigError": "llmrelay.config",
+    "Cost": "llmrelay.cost",
+    "Deployment": "llmrelay.wrappers",
     "Endpoint": "llmrelay.endpoints",
     "Fallback": "llmrelay.wrappers",
     "GeminiProvider": "llmrelay.providers.gemini",
     "HttpProvider": "llmrelay._http_provider",
+    "Hedged": "llmrelay.wrappers",
     "LocalModelCrash": "llmrelay.providers.local",
     "LocalProvider": "llmrelay.providers.local",
     "ModelRef": "llmrelay.registry",
     "OllamaProvider": "llmrelay.providers.ollama",
     "OpenAIProvider": "llmrelay.providers.openai",
+    "PriceOverride": "llmrelay.cost",
     "ProviderConfig": "llmrelay.config",
     "ProviderRegistry": "llmrelay.registry",
+    "RateLimited": "llmrelay.wrappers",
     "Retrying": "llmrelay.wrappers",
+    "Router": "llmrelay.wrappers",
+    "TokenCount": "llmrelay.tokens",
     "build_provider": "llmrelay.registry",
     "chat": "llmrelay.api",
     "chat_events": "llmrelay.api",
@@ -82,6 +90,8 @@ _LAZY = {
     "chat_stream": "llmrelay.api",
     "chat_stream_sync": "llmrelay.api",
     "chat_sync": "llmrelay.api",
+    "cost_of": "llmrelay.cost",
+    "count_tokens": "llmrelay.tokens",
     "dumps": "llmrelay._codec",
     "from_json": "llmrelay._codec",
     "iter_sync": "llmrelay._sync",
@@ -117,6 +127,7 @@ if TYPE_CHECKING:
     from ._sync import iter_sync, run_sync
     from .api import chat, chat_events, chat_events_sync, chat_stream, chat_stream_sync, chat_sync
     from .config import Config, ConfigError, ProviderConfig, load_config
+    from .cost import Cost, PriceOverride, cost_of
     from .endpoints import Endpoint, provider_for, register_endpoint
     from .providers.anthropic import AnthropicProvider
     from .providers.azure import AzureOpenAIProvider
@@ -126,7 +137,8 @@ if TYPE_CHECKING:
     from .providers.ollama import OllamaProvider
     from .providers.openai import OpenAIProvider
     from .registry import ModelRef, ProviderRegistry, build_provider, load_plugins, register_provider_type
-    from .wrappers import Fallback, Retrying
+    from .tokens import TokenCount, count_tokens
+    from .wrappers import CircuitBreaker, Deployment, Fallback, Hedged, RateLimited, Retrying, Router
 
 __all__ = [
     "Accumulator",
@@ -140,6 +152,7 @@ __all__ = [
     "ChatRequest",
     "ChatResponse",
     "ChatStream",
+    "CircuitBreaker",
     "CohereProvider",
     "Config",
     "ConfigError",
@@ -147,6 +160,8 @@ __all__ = [
     "ContentFilterError",
     "ContentPart",
     "ContextLengthError",
+    "Cost",
+    "Deployment",
     "Done",
     "Endpoint",
     "EventSource",
@@ -154,6 +169,7 @@ __all__ = [
     "FinishReason",
     "FirstByteTimeout",
     "GeminiProvider",
+    "Hedged",
     "HttpProvider",
     "HttpRequest",
     "HttpResponse",
@@ -176,6 +192,7 @@ __all__ = [
     "OllamaProvider",
     "OpenAIProvider",
     "OverloadedError",
+    "PriceOverride",
     "ProtocolError",
     "Provider",
     "ProviderConfig",
@@ -183,16 +200,19 @@ __all__ = [
     "ProviderRegistry",
     "QuotaExceededError",
     "RateLimitError",
+    "RateLimited",
     "ReasoningDelta",
     "ReasoningPart",
     "RequestTimeout",
     "Retrying",
     "Role",
+    "Router",
     "ServerError",
     "StreamEvent",
     "TextDelta",
     "TextPart",
     "Timeouts",
+    "TokenCount",
     "ToolCall",
     "ToolCallDelta",
     "ToolCallEnd",
@@ -210,6 +230,8 @@ __all__ = [
     "chat_stream",
     "chat_stream_sync",
     "chat_sync",
+    "cost_of",
+    "count_tokens",
     "dumps",
     "fold",
     "from_json",

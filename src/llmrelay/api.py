@@ -10,9 +10,11 @@
     for text in llmrelay.chat_stream_sync(None, "Hello"):          # None: the default model
         print(text, end="")
 
-The model string is resolved through the configuration (``llmrelay.toml``), aliases, endpoint rows and
-environment variables (see ``llmrelay.registry``). With no model named, nothing configured and no key in
-the environment, the embedded local model answers, and a one-line notice on stderr says so (once).
+The model string is resolved through the configuration (``llmrelay.toml``), aliases, fallback names,
+endpoint rows and environment variables (see ``llmrelay.registry``), and the call goes through the stack
+the configuration describes (the ``[retry]`` policy, a ``[fallbacks]`` chain). With no model named,
+nothing configured and no key in the environment, the embedded local model answers, and a one-line notice
+on stderr says so (once).
 
 Each call builds its providers from a fresh ``ProviderRegistry`` and closes them afterwards. For many
 calls, pass ``registry=`` (a registry you keep open, one per event loop) to reuse connections; the
@@ -98,14 +100,15 @@ def default_config(config: ConfigArg = None) -> Config:
 async def open_provider(
     model: str | None, *, config: ConfigArg = None, registry: ProviderRegistry | None = None
 ) -> AsyncIterator[tuple[Provider, ModelRef]]:
-    """The provider and resolved model for a model string, closed on exit unless ``registry`` was given."""
+    """The configured provider stack (``ProviderRegistry.provider``: retries, a ``[fallbacks]`` chain) and
+    the resolved model for a model string, closed on exit unless ``registry`` was given."""
     owned = registry is None
     reg = registry if registry is not None else ProviderRegistry(default_config(config))
     try:
         ref = reg.resolve(model)
         if ref.source == "builtin":
             _notice_once()
-        yield reg.get(ref.provider, ref.model), ref
+        yield reg.provider(ref), ref
     finally:
         if owned:
             await reg.aclose()

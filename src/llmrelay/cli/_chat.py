@@ -4,6 +4,14 @@ With ``--json`` every stream event is one JSON line in the codec's form (``llmre
 ``_format.event_json``), and a call that fails or is interrupted ends with ``{"type": "error", "kind": ...,
 "message": ..., "exit_code": ...}``: the error's own JSON form (``LlmError.to_json``) plus the exit code, or
 ``kind`` ``interrupted`` for Ctrl-C, exit code 130.
+
+The model goes through the stack the configuration describes (``ProviderRegistry.provider``: the
+``[retry]`` policy, a ``[fallbacks]`` chain). With ``--json``, each attempt that failed before the answer
+is one line ``{"type": "attempt", "provider", "model", "error", "elapsed_ms"}`` before the answer's
+events, and the ``done`` line names the ``provider`` and ``model`` that answered; when every attempt
+failed, the ``error`` line (``all_attempts_failed``) carries them in ``attempts``, and the exit code is
+the last attempt's. The usage line on stderr says who answered when it is not the model asked for
+(``via groq/llama-3.3-70b-versatile after 1 failed attempt``).
 """
 
 from __future__ import annotations
@@ -14,12 +22,12 @@ import mimetypes
 import sys
 from pathlib import Path
 
-from .._errors import LlmError
+from .._errors import AllAttemptsFailed, Attempt, LlmError
 from .._events import Done, TextDelta
 from .._types import FinishReason, ImagePart
 from ..api import build_request, open_provider
-from . import EXIT_INTERRUPTED, EXIT_OK, UsageError, describe_error
-from ._format import error_json, event_json, json_line, usage_line
+from . import EXIT_INTERRUPTED, EXIT_OK, UsageError, _classify, describe_error
+from ._format import attempt_json, done_json, error_json, event_json, json_line, scrub_secrets, usage_line
 
 __all__ = ["run_chat"]
 
@@ -85,24 +93,31 @@ async def _chat(args: argparse.Namespace, prompt: str, images: list[ImagePart]) 
             max_tokens=args.max_tokens,
             stop=args.stop or None,
         )
-        label = f"{ref.provider}/{ref.model or provider.model or '(default)'}"
+        label = str(ref) if ref.chain else f"{ref.provider}/{ref.model or provider.model or '(default)'}"
         if args.no_stream:
             reply = await provider.chat(request)
             if as_json:
-                for line in _events_of(reply):
+                for line in [*map(attempt_json, reply.attempts), *_events_of(reply)]:
                     out.write(line + "\n")
             else:
                 out.write(reply.text if reply.text.endswith("\n") or not reply.text else reply.text + "\n")
             out.flush()
-            _report(label, reply.usage, reply.finish_reason, reply.finish_reason_raw)
+            via = _answered(reply.provider, reply.model) if ref.chain else None
+            _report(label, reply.usage, reply.finish_reason, reply.finish_reason_raw, via, reply.attempts)
             return EXIT_OK
         done: Done | None = None
         ends_with_newline = True
         try:
             async with provider.chat_stream(request) as stream:
+                if as_json and stream.attempts:
+                    out.write("".join(attempt_json(attempt) + "\n" for attempt in stream.attempts))
+                    out.flush()
                 async for event in stream:
                     if as_json:
-                        out.write(event_json(event) + "\n")
+                        if isinstance(event, Done):
+                            out.write(done_json(event, stream.provider, stream.model) + "\n")
+                        else:
+                            out.write(event_json(event) + "\n")
                         out.flush()
                     elif type(event) is TextDelta and event.text:
                         out.write(event.text)
@@ -123,20 +138,43 @@ async def _chat(args: argparse.Namespace, prompt: str, images: list[ImagePart]) 
             out.write("\n")
             out.flush()
         if done is not None:
-            _report(label, done.usage, done.finish_reason, done.finish_reason_raw)
+            via = _answered(stream.provider, stream.model) if ref.chain else None
+            _report(label, done.usage, done.finish_reason, done.finish_reason_raw, via, stream.attempts)
         return EXIT_OK
 
 
-def _report(label: str, usage: object, finish: FinishReason, raw: str | None) -> None:
+def _answered(provider: str | None, model: str | None) -> str | None:
+    """``provider/model`` of the fallback member that answered, when known (only a chain says "via": a
+    single model's own name for itself, ``gpt-4o-mini-2024-07-18``, is not news)."""
+    if provider is None:
+        return None
+    return f"{provider}/{model}" if model else provider
+
+
+def _report(
+    label: str,
+    usage: object,
+    finish: FinishReason,
+    raw: str | None,
+    via: str | None = None,
+    attempts: tuple[Attempt, ...] = (),
+) -> None:
     from .._types import Usage
 
-    print(usage_line(label, usage if isinstance(usage, Usage) else None, finish.value), file=sys.stderr)
+    line = usage_line(label, usage if isinstance(usage, Usage) else None, finish.value, via=via, failed=len(attempts))
+    print(line, file=sys.stderr)
     if finish is FinishReason.LENGTH:
         print("llmrelay: the answer was cut at the token limit (raise --max-tokens for more)", file=sys.stderr)
 
 
 def _fail(exc: LlmError, as_json: bool) -> int:
     code, line = describe_error(exc)
+    if isinstance(exc, AllAttemptsFailed) and exc.attempts:
+        # Every attempt on one line, with the exit code and hint of the last one (a 429 retried twice is
+        # still "unavailable", with its Retry-After).
+        code, hint = _classify(exc.attempts[-1].error)
+        message = " ".join(str(exc).split()).rstrip(".")
+        line = scrub_secrets(f"llmrelay: error: {message}" + (f". {hint}" if hint else ""))
     if as_json:
         _write_line(error_json(exc, code))
     print(line, file=sys.stderr)
@@ -159,12 +197,10 @@ def _events_of(reply: object) -> list[str]:
     if reply.text:
         events.append(TextDelta(reply.text))
     events.extend(ToolCallEnd(index=i, call=call) for i, call in enumerate(reply.tool_calls))
-    events.append(
-        Done(
-            finish_reason=reply.finish_reason,
-            finish_reason_raw=reply.finish_reason_raw,
-            usage=reply.usage,
-            model=reply.model,
-        )
+    done = Done(
+        finish_reason=reply.finish_reason,
+        finish_reason_raw=reply.finish_reason_raw,
+        usage=reply.usage,
+        model=reply.model,
     )
-    return [event_json(event) for event in events]
+    return [*(event_json(event) for event in events), done_json(done, reply.provider, reply.model)]

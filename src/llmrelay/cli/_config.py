@@ -10,7 +10,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import CONFIG_NAME, Config, ConfigError, find_config, looks_secret, read_config, user_config_path
+from ..config import (
+    CONFIG_NAME,
+    Config,
+    ConfigError,
+    RetryConfig,
+    find_config,
+    looks_secret,
+    read_config,
+    user_config_path,
+)
 from ..registry import ENV_DEFAULTS, ProviderRegistry
 from . import EXIT_AUTH, EXIT_OK
 from ._format import scrub_secrets
@@ -183,6 +192,7 @@ def render_toml(config: Config) -> str:
         lines += ["", "[aliases]", *(f"{_key(k)} = {_value(v)}" for k, v in config.aliases.items())]
     if config.fallbacks:
         lines += ["", "[fallbacks]", *(f"{_key(k)} = {_value(list(v))}" for k, v in config.fallbacks.items())]
+    lines += _retry_lines(config)
     for name, limit in config.rate_limits.items():
         lines += ["", f"[rate_limits.{_key(name)}]"]
         for field in ("requests_per_minute", "tokens_per_minute", "max_concurrency"):
@@ -207,6 +217,19 @@ def render_toml(config: Config) -> str:
         env = [name for name, _ in ENV_DEFAULTS if _env_key(name)]
         lines += ["", f"# providers with a key in the environment: {', '.join(env) or 'none'}"]
     return "\n".join(lines) + "\n"
+
+
+def _retry_lines(config: Config) -> list[str]:
+    """The retry policy in effect: the ``[retry]`` table, or the default one (marked as such)."""
+    policy = config.retry
+    note = "# every model resolved through the configuration is retried so; max_attempts = 1 disables it"
+    if policy == RetryConfig():
+        note = "# the default retry policy (no [retry] table changes it); max_attempts = 1 disables it"
+    lines = ["", "[retry]", note, f"max_attempts = {policy.max_attempts}"]
+    lines += [f"base_delay = {_value(policy.base_delay)}", f"max_delay = {_value(policy.max_delay)}"]
+    if policy.deadline is not None:
+        lines.append(f"deadline = {_value(policy.deadline)}")
+    return lines
 
 
 def _timeouts(t: Any) -> dict[str, float | None]:

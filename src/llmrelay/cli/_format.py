@@ -8,11 +8,21 @@ from typing import Any
 
 from .._codec import json_line as _json_text
 from .._codec import to_json
-from .._errors import LlmError
-from .._events import StreamEvent
+from .._errors import Attempt, LlmError
+from .._events import Done, StreamEvent
 from .._types import Usage
 
-__all__ = ["error_json", "event_json", "json_line", "scrub_secrets", "table", "usage_dict", "usage_line"]
+__all__ = [
+    "attempt_json",
+    "done_json",
+    "error_json",
+    "event_json",
+    "json_line",
+    "scrub_secrets",
+    "table",
+    "usage_dict",
+    "usage_line",
+]
 
 _SECRET_ENV_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
 _MIN_ENV_SECRET = 8
@@ -55,6 +65,24 @@ def event_json(event: StreamEvent) -> str:
     return json_line(to_json(event))
 
 
+def attempt_json(attempt: Attempt) -> str:
+    """The ``--json`` line of one failed attempt a wrapper made before the answer: ``{"type": "attempt",
+    "provider": ..., "model": ..., "error": {...}, "elapsed_ms": ...}``, the error scrubbed."""
+    payload = {
+        "type": "attempt",
+        "provider": attempt.provider,
+        "model": attempt.model,
+        "error": to_json(attempt.error),
+        "elapsed_ms": round(attempt.elapsed_s * 1000, 3),
+    }
+    return json_line(payload)
+
+
+def done_json(event: Done, provider: str | None, model: str | None) -> str:
+    """The ``--json`` line of the final ``done`` event, naming the ``provider`` and ``model`` that answered."""
+    return json_line({**to_json(event), "provider": provider, "model": model})
+
+
 def error_json(error: LlmError, exit_code: int) -> str:
     """The ``--json`` line of a failed call: ``llmrelay.to_json(error)`` (``type`` ``error``, its ``kind``,
     ``message`` and the other fields), scrubbed, plus the command's ``exit_code``."""
@@ -82,8 +110,10 @@ def _scrubbed(value: Any, key: str = "") -> Any:
     return value
 
 
-def usage_line(model: str, usage: Usage | None, finish: str | None) -> str:
-    """``llmrelay: openai/gpt-4o-mini · 12 in + 5 out = 17 tokens · stop`` (cost is shown only when known)."""
+def usage_line(model: str, usage: Usage | None, finish: str | None, *, via: str | None = None, failed: int = 0) -> str:
+    """``llmrelay: openai/gpt-4o-mini · 12 in + 5 out = 17 tokens · finish: stop`` (cost is shown only when
+    known), then who answered when it is not ``model`` itself (``via`` a fallback member) and how many
+    attempts failed before: ``· via groq/llama-3.3-70b after 1 failed attempt``."""
     parts = [model]
     if usage is not None and (usage.input_tokens is not None or usage.output_tokens is not None):
         counts = f"{_n(usage.input_tokens)} in + {_n(usage.output_tokens)} out"
@@ -98,6 +128,11 @@ def usage_line(model: str, usage: Usage | None, finish: str | None) -> str:
         parts.append("usage not reported")
     if finish:
         parts.append(f"finish: {finish}")
+    after = f"after {failed} failed attempt{'s' if failed != 1 else ''}" if failed else ""
+    if via is not None and via != model:
+        parts.append(f"via {via} {after}".rstrip())
+    elif after:
+        parts.append(after)
     return "llmrelay: " + " · ".join(parts)
 
 

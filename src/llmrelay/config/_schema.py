@@ -22,8 +22,14 @@ The sections::
     [aliases]                                 # short name -> model string
     fast = "groq/llama-3.3-70b-versatile"
 
-    [fallbacks]                               # name -> model strings tried in order (wrappers issue)
-    default = ["openai/gpt-4o-mini", "local/smollm2"]
+    [fallbacks]                               # name -> model strings (or aliases, or other fallback
+    main = ["openai/gpt-4o-mini", "local/smollm2"]   # names) tried in order; NAME works as a model string
+
+    [retry]                                   # the retry policy of every model resolved through here
+    max_attempts = 3                          # 1 disables retries
+    base_delay = 0.5                          # seconds; backoff is full-jitter exponential, capped
+    max_delay = 8.0
+    deadline = 30                             # seconds from the first attempt; default: none
 
     [rate_limits.NAME]                        # per provider or model string (rate-limit issue)
     requests_per_minute = 500
@@ -65,6 +71,7 @@ __all__ = [
     "GatewayConfig",
     "ProviderConfig",
     "RateLimitConfig",
+    "RetryConfig",
     "parse_config",
 ]
 
@@ -116,6 +123,22 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryConfig:
+    """The ``[retry]`` table: the ``Retrying`` policy of every model resolved through the configuration.
+
+    The defaults (three attempts: two retries of retryable errors) apply when the table is absent;
+    ``max_attempts = 1`` disables retries."""
+
+    max_attempts: int = 3
+    base_delay: float = 0.5
+    """Seconds; the n-th retry waits a random time up to ``min(max_delay, base_delay * 2**n)``."""
+    max_delay: float = 8.0
+    """Seconds; also caps a ``Retry-After`` wait."""
+    deadline: float | None = None
+    """Seconds from the first attempt after which no retry starts; ``None``: no deadline."""
+
+
+@dataclass(frozen=True, slots=True)
 class DeliberationConfig:
     """One ``[deliberations.NAME]`` table: models that answer in rounds, and who judges."""
 
@@ -148,6 +171,8 @@ class Config:
     """In file order."""
     aliases: Mapping[str, str] = field(default_factory=dict)
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    """The ``[retry]`` table, or the default policy when the file has none."""
     rate_limits: Mapping[str, RateLimitConfig] = field(default_factory=dict)
     deliberations: Mapping[str, DeliberationConfig] = field(default_factory=dict)
     gateway: GatewayConfig | None = None
@@ -242,7 +267,7 @@ def suggest(word: str, choices: Any) -> str:
 
 # --- sections ------------------------------------------------------------------------------------------
 
-_TOP_KEYS = ("default", "providers", "aliases", "fallbacks", "rate_limits", "deliberations", "gateway")
+_TOP_KEYS = ("default", "providers", "aliases", "fallbacks", "retry", "rate_limits", "deliberations", "gateway")
 _PROVIDER_KEYS = (
     "type",
     "dialect",
@@ -342,6 +367,54 @@ def _fallbacks(c: _Checker, raw: object) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def _check_fallback_names(c: _Checker, config: Config) -> None:
+    """A fallback name is not also a provider or an alias, and no chain reaches itself (through aliases
+    or other fallback names): the key path names the member that closes the cycle."""
+    for name in config.fallbacks:
+        if name in config.providers or name in config.aliases or "/" in name or not name.strip():
+            what = "a provider" if name in config.providers else "an alias" if name in config.aliases else None
+            reason = f"has the name of {what}" if what else "must be non-empty and contain no '/'"
+            raise c.fail(f"fallbacks.{name}", f"a fallback name {reason}")
+
+    def target(text: str) -> str:
+        seen: set[str] = set()
+        while text in config.aliases and text not in seen:
+            seen.add(text)
+            text = config.aliases[text]
+        return text
+
+    def walk(name: str, path: list[str]) -> None:
+        for i, member in enumerate(config.fallbacks[name]):
+            nested = target(member)
+            if nested not in config.fallbacks:
+                continue
+            if nested in path:
+                chain = " -> ".join([*path, nested])
+                raise c.fail(f"fallbacks.{name}[{i}]", f"fallback cycle: {chain}")
+            walk(nested, [*path, nested])
+
+    for name in config.fallbacks:
+        walk(name, [name])
+
+
+def _retry(c: _Checker, raw: object) -> RetryConfig:
+    known = ("max_attempts", "base_delay", "max_delay", "deadline")
+    table = c.table(raw, "retry")
+    c.keys(table, "retry", known)
+    base = RetryConfig()
+    config = RetryConfig(
+        max_attempts=_opt(table, "max_attempts", lambda v, k: c.integer(v, k, maximum=100), "retry")
+        or base.max_attempts,
+        base_delay=_opt(table, "base_delay", c.positive, "retry") or base.base_delay,
+        max_delay=_opt(table, "max_delay", c.positive, "retry") or base.max_delay,
+        deadline=_opt(table, "deadline", c.positive, "retry"),
+    )
+    if config.base_delay > config.max_delay:
+        key = "retry.base_delay" if "base_delay" in table else "retry.max_delay"
+        raise c.fail(key, f"base_delay ({config.base_delay:g}) is more than max_delay ({config.max_delay:g})")
+    return config
+
+
 def _rate_limits(c: _Checker, raw: object) -> dict[str, RateLimitConfig]:
     known = ("requests_per_minute", "tokens_per_minute", "max_concurrency")
     out: dict[str, RateLimitConfig] = {}
@@ -397,7 +470,6 @@ def _opt(table: Mapping[str, Any], name: str, check: Callable[[object, str], T],
 
 
 NOT_YET_IN_EFFECT: Mapping[str, str] = {
-    "fallbacks": "no call falls back yet; name one model string per call",
     "rate_limits": "nothing is rate-limited yet; every request is sent at once",
     "deliberations": "there is no deliberation command yet",
     "gateway": "there is no `llmrelay serve` yet",
@@ -424,10 +496,12 @@ def parse_config(data: Mapping[str, Any], file: str | Path | None = None) -> Con
         providers=providers,
         aliases=aliases,
         fallbacks=_fallbacks(c, data["fallbacks"]) if "fallbacks" in data else {},
+        retry=_retry(c, data["retry"]) if "retry" in data else RetryConfig(),
         rate_limits=_rate_limits(c, data["rate_limits"]) if "rate_limits" in data else {},
         deliberations=_deliberations(c, data["deliberations"]) if "deliberations" in data else {},
         gateway=_gateway(c, data["gateway"]) if "gateway" in data else None,
     )
+    _check_fallback_names(c, config)
     where = f"{path}: " if path else ""
     for section, consequence in NOT_YET_IN_EFFECT.items():
         if section in data:

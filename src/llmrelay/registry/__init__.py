@@ -3,8 +3,23 @@
 A model string is ``PROVIDER/MODEL`` (``openai/gpt-4o-mini``, ``groq/llama-3.3-70b-versatile``,
 ``local/smollm2``); the model part may itself contain slashes (``openrouter/meta-llama/llama-3.3-70b``).
 ``PROVIDER`` alone means that provider's default model, and an alias from ``[aliases]`` stands for the
-model string it names. ``ProviderRegistry.resolve`` turns a string into a ``ModelRef``; ``get`` builds
-(once) the ``Provider`` for it.
+model string it names, and a ``[fallbacks]`` name for its chain. ``ProviderRegistry.resolve`` turns a
+string into a ``ModelRef``.
+
+Two ways to get a provider, on purpose:
+
+- ``registry.provider(model_string)``: what a call through the configuration uses (the CLI,
+  ``llmrelay.chat*``): the **wrapper stack** the configuration describes. For one model that is
+  ``Retrying(bare, max_attempts=3)`` (two retries of retryable errors; ``[retry]`` changes the policy and
+  ``max_attempts = 1`` leaves the bare provider); for a fallback name, ``Fallback`` over its members' own
+  stacks, each bound to its own model. Its ``name`` and ``model`` are the bare provider's (the fallback's
+  name and first model for a chain), ``capabilities()`` and ``profile()`` are forwarded, and who answered
+  is on the reply and the stream (``provider``, ``model``, ``attempts``).
+- ``registry.get(name, model)``: the **bare provider** (``OpenAIProvider``, ``OllamaProvider``, ...),
+  built once per (name, model) and shared by every stack over it; use it when you need the class or its
+  attributes (``base_url``, ``timeouts``). From a model string:
+  ``ref = registry.resolve(s); registry.get(ref.provider, ref.model)``. A stack's wrapper also exposes
+  what it wraps: ``Retrying.inner``, ``Fallback.candidates``.
 
 Where a provider name is looked up, first match wins:
 
@@ -28,14 +43,15 @@ provider with a ``default_model``; else the first provider whose key is in the e
 ``ENV_DEFAULTS``); else the embedded local model ``local/smollm2``.
 
 Modules, one concern each: ``_plugins`` (provider types, entry points), ``_factory`` (a configuration
-entry becomes a ``Provider``), ``_resolve`` (model strings, aliases, the default model) and ``_registry``
-(``ProviderRegistry``). Everything public is importable from ``llmrelay.registry``.
+entry becomes a ``Provider``), ``_resolve`` (model strings, aliases, fallback names, the default model),
+``_stacks`` (wrapper stacks from configuration) and ``_registry`` (``ProviderRegistry``). Everything
+public is importable from ``llmrelay.registry``.
 """
 
 from __future__ import annotations
 
-# The private names imported "as" themselves (``_row``, ``LOCAL_DEFAULT``, ...) stay importable from here
-# for the tests and older imports; they are not part of ``__all__``.
+# The names imported "as" themselves (``_row``, ``LOCAL_DEFAULT``, ``build_stack``, ...) stay importable
+# from here for the tests and older imports; they are not part of ``__all__``.
 from ._factory import build_provider, configured_entries
 from ._plugins import _CALLABLE_TYPES as _CALLABLE_TYPES
 from ._plugins import _TYPES as _TYPES
@@ -46,6 +62,8 @@ from ._registry import RegisteredProvider as RegisteredProvider
 from ._resolve import ENV_DEFAULTS, ModelRef
 from ._resolve import LOCAL_DEFAULT as LOCAL_DEFAULT
 from ._resolve import Source as Source
+from ._stacks import build_stack as build_stack
+from ._stacks import with_retry as with_retry
 
 __all__ = [
     "ENV_DEFAULTS",

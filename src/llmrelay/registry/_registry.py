@@ -13,6 +13,7 @@ from ..config import Config, ConfigError, ProviderConfig, suggest
 from ._factory import build_provider
 from ._plugins import _is_known_type, known_types, load_plugins
 from ._resolve import ModelRef, default_model, resolve_model
+from ._stacks import build_stack
 
 __all__ = ["ProviderRegistry", "RegisteredProvider"]
 
@@ -126,10 +127,13 @@ class ProviderRegistry:
             self._built[key] = provider
             return provider
 
-    def provider(self, model: str | None = None) -> Provider:
-        """The provider for a model string, with that model as its default."""
-        ref = self.resolve(model)
-        return self.get(ref.provider, ref.model)
+    def provider(self, model: str | ModelRef | None = None) -> Provider:
+        """The configured stack for a model string (or a ``ModelRef`` from ``resolve``), with that model as
+        its default: the bare provider (``get``) under ``Retrying`` with the ``[retry]`` policy, or a
+        ``Fallback`` for a ``[fallbacks]`` name (see ``llmrelay.registry._stacks``). Reach the bare
+        provider with ``get(ref.provider, ref.model)`` or the wrapper's ``inner``."""
+        ref = model if isinstance(model, ModelRef) else self.resolve(model)
+        return build_stack(self, ref)
 
     def check(self) -> builtins.list[tuple[str, Exception | None]]:
         """Try to build every configured provider (no network): ``(name, None)`` or ``(name, error)``.

@@ -40,6 +40,9 @@ class ModelRef:
     because a key is in the environment) or ``builtin`` (nothing configured: the embedded local model)."""
     alias: str | None = None
     """The alias the string went through, if any."""
+    chain: tuple[str, ...] = ()
+    """When the string names a ``[fallbacks]`` entry: its member model strings, tried in order, and
+    ``provider`` is the fallback's name (``model`` is ``None``). Empty for a single model."""
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model}" if self.model else self.provider
@@ -64,6 +67,9 @@ def resolve_model(model: str | None, config: Config, knows: Knows, unknown: Unkn
         alias = alias or text
         source = "alias"
         text = config.aliases[text]
+    chain = config.fallbacks.get(text)
+    if chain is not None:
+        return ModelRef(provider=text, model=None, source=source, alias=alias, chain=chain)
     provider, _, name = text.partition("/")
     if not provider:
         raise ConfigError(f"invalid model string {model!r}: expected PROVIDER/MODEL, e.g. openai/gpt-4o-mini")

@@ -16,7 +16,18 @@ from .._events import Done, StreamEvent
 from .._provider import ChatStream, Provider
 from .._types import ChatRequest, ChatResponse
 
-__all__ = ["Call", "Committed", "call_chat", "failure", "open_stream", "record", "response_with", "stream_of"]
+__all__ = [
+    "Call",
+    "Committed",
+    "bound",
+    "call_chat",
+    "close_each",
+    "failure",
+    "open_stream",
+    "record",
+    "response_with",
+    "stream_of",
+]
 
 T = TypeVar("T")
 Call = Callable[[Provider, ChatRequest], Awaitable[T]]
@@ -113,3 +124,18 @@ def failure(attempts: Sequence[Attempt], last: LlmError, *, tries: int, provider
     if tries == 1:
         return last
     return AllAttemptsFailed(attempts, provider=provider)
+
+
+def bound(candidates: Sequence[Provider | tuple[Provider, str | None]]) -> tuple[tuple[Provider, str | None], ...]:
+    """Each candidate as ``(provider, model)``: a bare provider (or a ``None`` model) asks for its default."""
+    pairs = [c if isinstance(c, tuple) else (c, c.model) for c in candidates]
+    return tuple((p, m or p.model) for p, m in pairs)
+
+
+async def close_each(providers: Sequence[Provider]) -> None:
+    """``aclose`` every distinct provider once (the same one may stand in several candidates)."""
+    closed: set[int] = set()
+    for provider in providers:
+        if id(provider) not in closed:
+            closed.add(id(provider))
+            await provider.aclose()

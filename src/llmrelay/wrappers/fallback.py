@@ -28,6 +28,7 @@ from .._errors import Attempt, LlmError
 from .._policy import should_fail_over
 from .._provider import Capabilities, ChatStream, ModelInfo, Provider
 from .._types import ChatRequest, ChatResponse
+from ..profiles import ModelProfile
 from ._attempt import Call, call_chat, failure, open_stream, record, response_with, stream_of
 
 __all__ = ["Candidate", "Fallback"]
@@ -61,6 +62,9 @@ class Fallback(Provider):
 
     def capabilities(self) -> Capabilities:
         return self.candidates[0][0].capabilities()
+
+    def profile(self) -> ModelProfile:
+        return self.candidates[0][0].profile()
 
     async def list_models(self) -> list[ModelInfo]:
         return await self.candidates[0][0].list_models()

@@ -29,6 +29,7 @@ from .._errors import Attempt, LlmError
 from .._policy import should_retry
 from .._provider import Capabilities, ChatStream, ModelInfo, Provider
 from .._types import ChatRequest, ChatResponse
+from ..profiles import ModelProfile
 from ._attempt import Call, call_chat, failure, open_stream, record, response_with, stream_of
 
 __all__ = ["Retrying"]
@@ -69,6 +70,9 @@ class Retrying(Provider):
 
     def capabilities(self) -> Capabilities:
         return self.inner.capabilities()
+
+    def profile(self) -> ModelProfile:
+        return self.inner.profile()
 
     async def list_models(self) -> list[ModelInfo]:
         return await self.inner.list_models()

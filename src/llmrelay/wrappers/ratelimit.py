@@ -1,0 +1,218 @@
+"""``RateLimited``: requests per minute, tokens per minute and a maximum of calls in flight, per scope.
+
+Before each call it acquires, all or nothing, one unit from the requests bucket, the call's estimated
+tokens from the tokens bucket and a slot of the concurrency bucket (see ``llmrelay.limits``). The token
+estimate is only an estimate: the request's text (system, messages, tool definitions) in characters / 4,
+plus ``max_tokens`` (or ``default_output_tokens`` when the request sets none). When the call ends the
+reservation is settled with the real ``Usage.total_tokens`` (an overdraft makes later calls wait; an
+unused part is refunded); a call that fails or is cancelled gets its tokens refunded (its request stays
+counted: it was sent); the slot is freed either way. A stream settles when it is closed, by the ``Done``
+it saw.
+
+The budget is named by ``scope``: by default ``"<provider>/<model>"`` (per model); pass ``scope="openai"``
+for one budget per provider, or a name per API key. Every ``RateLimited`` (in any process, with the Redis
+backend) that uses the same scope and backend shares the budget.
+
+``on_limit="wait"`` (the default) waits until the budget allows the call, at most ``max_wait`` seconds
+in all; ``on_limit="fail"``, or a wait that would end after ``max_wait``, raises ``RateLimitError`` with
+``retry_after`` (the seconds until the budget would allow it) and ``code="llmrelay_rate_limit"``; it is
+retryable, so ``Retrying(RateLimited(p, on_limit="fail"))`` retries after ``retry_after``.
+
+Refunds and releases are shielded from a second cancellation. A task cancelled while the backend is
+granting (a Redis round trip in flight) may lose that grant: its tokens come back as the bucket refills
+and its concurrency slot when the lease expires (``lease_ttl``, 600 s by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal
+
+from .._errors import Attempt, RateLimitError
+from .._events import Done, StreamEvent
+from .._provider import Capabilities, ChatStream, ModelInfo, Provider
+from .._types import ChatRequest, ChatResponse, Usage
+from ..limits import BucketSpec, Grant, LimitBackend, MemoryBackend
+
+__all__ = ["RateLimited", "estimate_tokens"]
+
+
+def estimate_tokens(request: ChatRequest, default_output_tokens: int = 1024) -> int:
+    """An estimate (not a count) of the tokens ``request`` will use: characters / 4 of its text, plus
+    ``max_tokens`` (or ``default_output_tokens``)."""
+    chars = len(request.system or "")
+    for message in request.messages:
+        if isinstance(message.content, str):
+            chars += len(message.content)
+        else:
+            chars += sum(len(getattr(part, "text", "") or "") for part in message.content)
+    for tool in request.tools:
+        chars += len(tool.name) + len(tool.description or "") + len(str(tool.parameters))
+    output = request.max_tokens if request.max_tokens is not None else default_output_tokens
+    return chars // 4 + output
+
+
+def _used(usage: Usage | None) -> dict[str, float]:
+    if usage is None:
+        return {}
+    total = usage.total_tokens
+    if total is None and (usage.input_tokens is not None or usage.output_tokens is not None):
+        total = (usage.input_tokens or 0) + (usage.output_tokens or 0)
+    return {} if total is None else {"tokens": float(total)}
+
+
+class RateLimited(Provider):
+    """``provider`` within a budget (see the module docstring); a ``Provider`` itself, so it composes."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        max_concurrency: int | None = None,
+        backend: LimitBackend | None = None,
+        scope: str | None = None,
+        on_limit: Literal["wait", "fail"] = "wait",
+        max_wait: float = 60.0,
+        lease_ttl: float = 600.0,
+        default_output_tokens: int = 1024,
+        window: float = 60.0,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if on_limit not in ("wait", "fail"):
+            raise ValueError(f"on_limit must be 'wait' or 'fail', got {on_limit!r}")
+        self.inner = provider
+        self.name = provider.name
+        self.model = provider.model
+        self.backend = backend if backend is not None else MemoryBackend(clock=clock)
+        self.scope = scope
+        self.on_limit = on_limit
+        self.max_wait = max_wait
+        self.default_output_tokens = default_output_tokens
+        self._limits = (requests_per_minute, tokens_per_minute, max_concurrency)
+        self._window = window
+        self._lease_ttl = lease_ttl
+        self._sleep = sleep
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        rpm, tpm, conc = self._limits
+        return f"RateLimited({self.inner!r}, rpm={rpm}, tpm={tpm}, max_concurrency={conc})"
+
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities()
+
+    async def list_models(self) -> list[ModelInfo]:
+        return await self.inner.list_models()
+
+    def buckets(self, request: ChatRequest) -> list[BucketSpec]:
+        """The buckets a call of ``request`` draws on (``requests_per_minute`` etc. are per ``window``
+        seconds, 60 by default)."""
+        scope = self.scope or f"{self.name}/{request.model or self.model}"
+        rpm, tpm, conc = self._limits
+        out: list[BucketSpec] = []
+        if rpm is not None:
+            out.append(BucketSpec(f"{{{scope}}}:requests", rpm, self._window, "requests"))
+        if tpm is not None:
+            out.append(BucketSpec(f"{{{scope}}}:tokens", tpm, self._window, "tokens", refundable=True))
+        if conc is not None:
+            out.append(BucketSpec(f"{{{scope}}}:concurrency", conc, self._lease_ttl, "slots", "concurrency"))
+        return out
+
+    async def acquire(self, request: ChatRequest) -> Grant:
+        """Wait (or fail) until the budget allows one call of ``request``; the grant to settle after."""
+        buckets = self.buckets(request)
+        cost = {"requests": 1.0, "tokens": float(estimate_tokens(request, self.default_output_tokens))}
+        start = self._clock()
+        while True:
+            got = await self.backend.acquire(buckets, cost)
+            if isinstance(got, Grant):
+                return got
+            if self.on_limit == "fail" or self._clock() + got - start > self.max_wait:
+                raise RateLimitError(
+                    f"rate limit of {self.scope or self.name} reached; retry in {got:.3f}s",
+                    provider=self.name,
+                    code="llmrelay_rate_limit",
+                    retry_after=got,
+                )
+            await self._sleep(got)
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        grant = await self.acquire(request)
+        try:
+            response = await self.inner.chat(request)
+        except BaseException:
+            await asyncio.shield(self.backend.release(grant))  # runs to the end even if cancelled again
+            raise
+        await self.backend.settle(grant, _used(response.usage))
+        return response
+
+    def chat_stream(self, request: ChatRequest) -> ChatStream:
+        async def opener() -> _Settling:
+            grant = await self.acquire(request)
+            inner = self.inner.chat_stream(request)
+            try:
+                await inner.__aenter__()
+            except BaseException:
+                await inner.aclose()
+                await asyncio.shield(self.backend.release(grant))
+                raise
+            outer.warnings.extend(inner.warnings)
+            return _Settling(inner, self.backend, grant)
+
+        outer = ChatStream(opener, provider=self.name, model=request.model or self.model)
+        return outer
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _Settling:
+    """The ``EventSource`` of a rate-limited stream: the inner stream passed through; on close, the grant
+    is settled with the ``Done``'s usage, or released when the stream ended in an error or early."""
+
+    __slots__ = ("_backend", "_done", "_grant", "_inner")
+
+    def __init__(self, inner: ChatStream, backend: LimitBackend, grant: Grant) -> None:
+        self._inner = inner
+        self._backend = backend
+        self._grant: Grant | None = grant
+        self._done: Done | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        return self._inner.request_id
+
+    @property
+    def model(self) -> str | None:
+        return self._inner.model
+
+    @property
+    def provider(self) -> str | None:
+        return self._inner.provider
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        return self._inner.attempts
+
+    async def read(self) -> Sequence[StreamEvent]:
+        batch = await self._inner.read()
+        if batch and type(batch[-1]) is Done:
+            self._done = batch[-1]
+        return batch
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            grant, self._grant = self._grant, None
+            if grant is not None:
+                done = self._done
+                if done is None or done.error is not None:
+                    await asyncio.shield(self._backend.release(grant))
+                else:
+                    await asyncio.shield(self._backend.settle(grant, _used(done.usage)))
