@@ -59,15 +59,14 @@ async def open_stream(provider: Provider, request: ChatRequest) -> ChatStream:
     return stream
 
 
-class Committed:
-    """The ``EventSource`` of a wrapper's stream: the inner stream it committed to, passed through
-    unchanged, with the attempts that failed before it."""
+class PassThrough:
+    """An ``EventSource`` that serves an entered inner stream unchanged (the base of every wrapper's
+    source); subclasses add what they do around ``read`` and ``aclose``."""
 
-    __slots__ = ("_inner", "attempts")
+    __slots__ = ("_inner",)
 
-    def __init__(self, inner: ChatStream, attempts: tuple[Attempt, ...]) -> None:
+    def __init__(self, inner: ChatStream) -> None:
         self._inner = inner
-        self.attempts = attempts
 
     @property
     def request_id(self) -> str | None:
@@ -81,11 +80,30 @@ class Committed:
     def provider(self) -> str | None:
         return self._inner.provider
 
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        return self._inner.attempts
+
     async def read(self) -> Sequence[StreamEvent]:
         return await self._inner.read()
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+class Committed(PassThrough):
+    """The ``EventSource`` of a wrapper's stream: the inner stream it committed to, passed through
+    unchanged, with the attempts that failed before it."""
+
+    __slots__ = ("_attempts",)
+
+    def __init__(self, inner: ChatStream, attempts: tuple[Attempt, ...]) -> None:
+        super().__init__(inner)
+        self._attempts = attempts
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        return self._attempts
 
 
 def response_with(response: ChatResponse, attempts: Sequence[Attempt]) -> ChatResponse:

@@ -30,11 +30,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
-from .._errors import Attempt, RateLimitError
+from .._errors import RateLimitError
 from .._events import Done, StreamEvent
 from .._provider import Capabilities, ChatStream, ModelInfo, Provider
 from .._types import ChatRequest, ChatResponse, Usage
 from ..limits import BucketSpec, Grant, LimitBackend, MemoryBackend
+from ._attempt import PassThrough
 
 __all__ = ["RateLimited", "estimate_tokens"]
 
@@ -171,33 +172,17 @@ class RateLimited(Provider):
         await self.inner.aclose()
 
 
-class _Settling:
+class _Settling(PassThrough):
     """The ``EventSource`` of a rate-limited stream: the inner stream passed through; on close, the grant
     is settled with the ``Done``'s usage, or released when the stream ended in an error or early."""
 
-    __slots__ = ("_backend", "_done", "_grant", "_inner")
+    __slots__ = ("_backend", "_done", "_grant")
 
     def __init__(self, inner: ChatStream, backend: LimitBackend, grant: Grant) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._backend = backend
         self._grant: Grant | None = grant
         self._done: Done | None = None
-
-    @property
-    def request_id(self) -> str | None:
-        return self._inner.request_id
-
-    @property
-    def model(self) -> str | None:
-        return self._inner.model
-
-    @property
-    def provider(self) -> str | None:
-        return self._inner.provider
-
-    @property
-    def attempts(self) -> tuple[Attempt, ...]:
-        return self._inner.attempts
 
     async def read(self) -> Sequence[StreamEvent]:
         batch = await self._inner.read()

@@ -38,7 +38,17 @@ from .._policy import should_fail_over
 from .._provider import Capabilities, ChatStream, ModelInfo, Provider
 from .._types import ChatRequest, ChatResponse
 from ..profiles import ModelProfile
-from ._attempt import Call, call_chat, close_each, failure, open_stream, record, response_with, stream_of
+from ._attempt import (
+    Call,
+    PassThrough,
+    call_chat,
+    close_each,
+    failure,
+    open_stream,
+    record,
+    response_with,
+    stream_of,
+)
 from .breaker import BreakerState, CircuitBreaker
 
 __all__ = ["Deployment", "DeploymentHealth", "Router", "Strategy"]
@@ -222,31 +232,15 @@ def _breaker(d: Deployment) -> CircuitBreaker:
     return d.breaker
 
 
-class _InFlight:
+class _InFlight(PassThrough):
     """An entered stream passed through unchanged, counted in its deployment's ``in_flight`` until it ends
     or is closed."""
 
-    __slots__ = ("_deployment", "_inner")
+    __slots__ = ("_deployment",)
 
     def __init__(self, inner: ChatStream, deployment: Deployment) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._deployment: Deployment | None = deployment
-
-    @property
-    def request_id(self) -> str | None:
-        return self._inner.request_id
-
-    @property
-    def model(self) -> str | None:
-        return self._inner.model
-
-    @property
-    def provider(self) -> str | None:
-        return self._inner.provider
-
-    @property
-    def attempts(self) -> tuple[Attempt, ...]:
-        return self._inner.attempts
 
     def _release(self) -> None:
         if self._deployment is not None:
