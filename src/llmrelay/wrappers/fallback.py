@@ -29,7 +29,7 @@ from .._policy import should_fail_over
 from .._provider import Capabilities, ChatStream, ModelInfo, Provider
 from .._types import ChatRequest, ChatResponse
 from ..profiles import ModelProfile
-from ._attempt import Call, call_chat, failure, open_stream, record, response_with, stream_of
+from ._attempt import Call, bound, call_chat, close_each, failure, open_stream, record, response_with, stream_of
 
 __all__ = ["Candidate", "Fallback"]
 
@@ -48,10 +48,9 @@ class Fallback(Provider):
         name: str = "fallback",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        pairs = [c if isinstance(c, tuple) else (c, c.model) for c in candidates]
-        if not pairs:
+        self.candidates: tuple[tuple[Provider, str | None], ...] = bound(candidates)
+        if not self.candidates:
             raise ValueError("a Fallback needs at least one candidate")
-        self.candidates: tuple[tuple[Provider, str | None], ...] = tuple((p, m or p.model) for p, m in pairs)
         self.name = name
         self.model = self.candidates[0][1]
         self._clock = clock
@@ -92,8 +91,4 @@ class Fallback(Provider):
         return stream_of(lambda: self._run(request, open_stream), provider=self.name, model=self.model)
 
     async def aclose(self) -> None:
-        closed: set[int] = set()
-        for provider, _ in self.candidates:
-            if id(provider) not in closed:
-                closed.add(id(provider))
-                await provider.aclose()
+        await close_each([provider for provider, _ in self.candidates])
