@@ -13,12 +13,15 @@ from typing import TypeVar
 
 from .._errors import AllAttemptsFailed, Attempt, LlmError
 from .._events import Done, StreamEvent
-from .._provider import ChatStream, Provider
+from .._provider import Capabilities, ChatStream, ModelInfo, Provider
 from .._types import ChatRequest, ChatResponse
+from ..profiles import ModelProfile
 
 __all__ = [
     "Call",
     "Committed",
+    "OverCandidates",
+    "PassThrough",
     "bound",
     "call_chat",
     "close_each",
@@ -157,3 +160,22 @@ async def close_each(providers: Sequence[Provider]) -> None:
         if id(provider) not in closed:
             closed.add(id(provider))
             await provider.aclose()
+
+
+class OverCandidates(Provider):
+    """Base of the wrappers over ordered ``(provider, model)`` candidates (``Fallback``, ``Hedged``): what
+    they are asked about themselves is the first candidate's, and closing closes each candidate once."""
+
+    candidates: tuple[tuple[Provider, str | None], ...]
+
+    def capabilities(self) -> Capabilities:
+        return self.candidates[0][0].capabilities()
+
+    def profile(self) -> ModelProfile:
+        return self.candidates[0][0].profile()
+
+    async def list_models(self) -> list[ModelInfo]:
+        return await self.candidates[0][0].list_models()
+
+    async def aclose(self) -> None:
+        await close_each([provider for provider, _ in self.candidates])

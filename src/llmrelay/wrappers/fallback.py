@@ -26,10 +26,19 @@ from typing import TypeVar
 
 from .._errors import Attempt, LlmError
 from .._policy import should_fail_over
-from .._provider import Capabilities, ChatStream, ModelInfo, Provider
+from .._provider import ChatStream, Provider
 from .._types import ChatRequest, ChatResponse
-from ..profiles import ModelProfile
-from ._attempt import Call, bound, call_chat, close_each, failure, open_stream, record, response_with, stream_of
+from ._attempt import (
+    Call,
+    OverCandidates,
+    bound,
+    call_chat,
+    failure,
+    open_stream,
+    record,
+    response_with,
+    stream_of,
+)
 
 __all__ = ["Candidate", "Fallback"]
 
@@ -38,7 +47,7 @@ Candidate = Provider | tuple[Provider, str | None]
 """A provider (with its default model) or a provider and the model to ask it for."""
 
 
-class Fallback(Provider):
+class Fallback(OverCandidates):
     """Try ``candidates`` in order (see the module docstring); a ``Provider`` itself, so it composes."""
 
     def __init__(
@@ -58,15 +67,6 @@ class Fallback(Provider):
     def __repr__(self) -> str:
         inner = ", ".join(f"({p!r}, {m!r})" for p, m in self.candidates)
         return f"Fallback([{inner}], name={self.name!r})"
-
-    def capabilities(self) -> Capabilities:
-        return self.candidates[0][0].capabilities()
-
-    def profile(self) -> ModelProfile:
-        return self.candidates[0][0].profile()
-
-    async def list_models(self) -> list[ModelInfo]:
-        return await self.candidates[0][0].list_models()
 
     async def _run(self, request: ChatRequest, call: Call[T]) -> tuple[T, list[Attempt]]:
         attempts: list[Attempt] = []
@@ -89,6 +89,3 @@ class Fallback(Provider):
 
     def chat_stream(self, request: ChatRequest) -> ChatStream:
         return stream_of(lambda: self._run(request, open_stream), provider=self.name, model=self.model)
-
-    async def aclose(self) -> None:
-        await close_each([provider for provider, _ in self.candidates])

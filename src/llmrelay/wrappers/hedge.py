@@ -29,10 +29,19 @@ from typing import TypeVar
 
 from .._errors import Attempt, LlmError
 from .._policy import should_fail_over
-from .._provider import Capabilities, ChatStream, ModelInfo, Provider
+from .._provider import ChatStream, Provider
 from .._types import ChatRequest, ChatResponse
-from ..profiles import ModelProfile
-from ._attempt import Call, bound, call_chat, close_each, failure, open_stream, record, response_with, stream_of
+from ._attempt import (
+    Call,
+    OverCandidates,
+    bound,
+    call_chat,
+    failure,
+    open_stream,
+    record,
+    response_with,
+    stream_of,
+)
 from .fallback import Candidate
 
 __all__ = ["CANCELLED", "Hedged", "is_cancelled"]
@@ -58,7 +67,7 @@ async def _attempt(call: Call[T], provider: Provider, request: ChatRequest) -> T
     return await call(provider, request)
 
 
-class Hedged(Provider):
+class Hedged(OverCandidates):
     """Race ``candidates``, starting the next after ``threshold`` seconds without an answer (see the
     module docstring); a ``Provider`` itself, so it composes."""
 
@@ -83,15 +92,6 @@ class Hedged(Provider):
     def __repr__(self) -> str:
         inner = ", ".join(f"({p!r}, {m!r})" for p, m in self.candidates)
         return f"Hedged([{inner}], threshold={self.threshold!r}, name={self.name!r})"
-
-    def capabilities(self) -> Capabilities:
-        return self.candidates[0][0].capabilities()
-
-    def profile(self) -> ModelProfile:
-        return self.candidates[0][0].profile()
-
-    async def list_models(self) -> list[ModelInfo]:
-        return await self.candidates[0][0].list_models()
 
     async def _run(self, request: ChatRequest, call: Call[T]) -> tuple[T, list[Attempt]]:
         attempts: list[Attempt] = []
@@ -158,6 +158,3 @@ class Hedged(Provider):
 
     def chat_stream(self, request: ChatRequest) -> ChatStream:
         return stream_of(lambda: self._run(request, open_stream), provider=self.name, model=self.model)
-
-    async def aclose(self) -> None:
-        await close_each([p for p, _ in self.candidates])
