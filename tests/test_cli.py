@@ -85,7 +85,8 @@ async def test_chat_streams_from_env_configured_openai(upstream: FakeUpstream, h
     result = await run(home, "chat", "Say hello", env=openai_env(home, upstream))
     assert result.code == EXIT_OK, result
     assert result.out == "Hello world\n"
-    assert "openai/gpt-4o-mini · 10 in + 5 out = 15 tokens · finish: stop" in result.err
+    # Priced from genai-prices: 10 x $0.15/M + 5 x $0.60/M (gpt-4o-mini), whatever base URL served it.
+    assert "openai/gpt-4o-mini · 10 in + 5 out = 15 tokens · $0.0000045 · finish: stop" in result.err
     assert "local model" not in result.err
     body = upstream.requests[0].json
     assert body["model"] == "gpt-4o-mini" and body["stream"] is True

@@ -14,6 +14,7 @@ from llmrelay.config import (
     ConfigError,
     GatewayConfig,
     RateLimitConfig,
+    RateLimitsConfig,
     RetryConfig,
     find_config,
     load_config,
@@ -107,7 +108,6 @@ def test_every_section_parses_to_typed_values(tmp_path: Path) -> None:
     assert sorted(str(w.message).split("[")[1].split("]")[0] for w in caught) == [
         "deliberations",
         "gateway",
-        "rate_limits",
     ]
     assert config.path == tmp_path / "llmrelay.toml"
     assert config.default == "fast"
@@ -126,9 +126,10 @@ def test_every_section_parses_to_typed_values(tmp_path: Path) -> None:
     assert config.aliases == {"fast": "groq/llama-3.3-70b-versatile", "quick": "fast"}
     assert config.fallbacks == {"default": ("openai/gpt-4o-mini", "local/smollm2")}
     assert config.retry == RetryConfig(max_attempts=4, base_delay=0.25, max_delay=5.0, deadline=20.0)
-    assert config.rate_limits == {
-        "openai": RateLimitConfig(requests_per_minute=500, tokens_per_minute=200000, max_concurrency=16)
-    }
+    assert config.rate_limits == RateLimitsConfig(
+        backend="memory",
+        limits={"openai": RateLimitConfig(requests_per_minute=500, tokens_per_minute=200000, max_concurrency=16)},
+    )
     review = config.deliberations["review"]
     assert review.models == ("openai/gpt-4o-mini", "anthropic/claude-haiku-4-5")
     assert (review.judge, review.rounds) == ("openai/gpt-4o", 2)

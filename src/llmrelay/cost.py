@@ -96,30 +96,41 @@ def cost_of(
     *,
     when: datetime | None = None,
     overrides: Mapping[str, PriceOverride] | None = None,
+    requested: str | None = None,
 ) -> Cost:
     """The cost of ``usage`` on ``provider``'s ``model`` at ``when`` (default now; a naive time is UTC).
 
     ``overrides`` maps ``"PROVIDER/MODEL"`` or ``"PROVIDER"`` (every model of it) to a ``PriceOverride``;
     the most specific one wins, and an override wins over the package's data.
+
+    ``model`` is the model the reply names; ``requested`` the one the call asked for, when known. They
+    differ when a server answers with a snapshot (``gpt-4o-mini-2024-07-18`` for ``gpt-4o-mini``) or a
+    name of its own: an override keyed by either matches, and the package's data is asked for ``model``
+    first, then for ``requested``.
     """
     if usage is None or usage.input_tokens is None or usage.output_tokens is None:
         return Cost(None, unknown="the provider did not report input and output token counts")
     bad = _inconsistent(usage)
     if bad:
         return Cost(None, unknown=bad)
-    override = _override(provider, model, overrides or {})
+    override = _override(provider, model, overrides or {}, requested)
     if override is not None:
         key, chosen = override
         return Cost(chosen.price(usage), currency=chosen.currency, source=f"override {key}")
     if not provider:
         return Cost(None, unknown="no provider: prices follow the provider's identity")
-    if not model:
+    if not model and not requested:
         return Cost(None, unknown=f"no model name from {provider!r}")
     provider_id = GENAI_PRICES_PROVIDERS.get(provider)
     if provider_id is None:
         kind = "a self-hosted provider" if provider in _SELF_HOSTED else "a provider with no public price list"
         return Cost(None, unknown=f"{provider!r} is {kind}: price it with a PriceOverride")
-    return _from_genai_prices(usage, provider_id, model, when)
+    cost = _from_genai_prices(usage, provider_id, model or requested or "", when)
+    if cost.total is None and requested and model and requested != model:
+        again = _from_genai_prices(usage, provider_id, requested, when)
+        if again.total is not None:
+            return again
+    return cost
 
 
 def _dec(value: Decimal | int | float | str) -> Decimal:
@@ -136,11 +147,15 @@ def _inconsistent(usage: Usage) -> str | None:
 
 
 def _override(
-    provider: str | None, model: str | None, overrides: Mapping[str, PriceOverride]
+    provider: str | None, model: str | None, overrides: Mapping[str, PriceOverride], requested: str | None = None
 ) -> tuple[str, PriceOverride] | None:
     if not provider:
         return None
-    for key in (f"{provider}/{model}" if model else None, provider):
+    for key in (
+        f"{provider}/{model}" if model else None,
+        f"{provider}/{requested}" if requested else None,
+        provider,
+    ):
         if key is not None and key in overrides:
             return key, overrides[key]
     return None

@@ -24,8 +24,9 @@ from pathlib import Path
 
 from .._errors import AllAttemptsFailed, Attempt, LlmError
 from .._events import Done, TextDelta
-from .._types import FinishReason, ImagePart
+from .._types import FinishReason, ImagePart, Usage
 from ..api import build_request, open_provider
+from ..cost import Cost
 from . import EXIT_INTERRUPTED, EXIT_OK, UsageError, _classify, describe_error
 from ._format import attempt_json, done_json, error_json, event_json, json_line, scrub_secrets, usage_line
 
@@ -94,16 +95,18 @@ async def _chat(args: argparse.Namespace, prompt: str, images: list[ImagePart]) 
             stop=args.stop or None,
         )
         label = str(ref) if ref.chain else f"{ref.provider}/{ref.model or provider.model or '(default)'}"
+        requested = None if ref.chain else ref.model or provider.model
         if args.no_stream:
             reply = await provider.chat(request)
+            cost = _cost(args, reply.usage, reply.provider, reply.model, requested)
             if as_json:
-                for line in [*map(attempt_json, reply.attempts), *_events_of(reply)]:
+                for line in [*map(attempt_json, reply.attempts), *_events_of(reply, cost)]:
                     out.write(line + "\n")
             else:
                 out.write(reply.text if reply.text.endswith("\n") or not reply.text else reply.text + "\n")
             out.flush()
             via = _answered(reply.provider, reply.model) if ref.chain else None
-            _report(label, reply.usage, reply.finish_reason, reply.finish_reason_raw, via, reply.attempts)
+            _report(label, reply.usage, reply.finish_reason, reply.finish_reason_raw, via, reply.attempts, cost)
             return EXIT_OK
         done: Done | None = None
         ends_with_newline = True
@@ -115,7 +118,8 @@ async def _chat(args: argparse.Namespace, prompt: str, images: list[ImagePart]) 
                 async for event in stream:
                     if as_json:
                         if isinstance(event, Done):
-                            out.write(done_json(event, stream.provider, stream.model) + "\n")
+                            cost = _cost(args, event.usage, stream.provider, stream.model, requested)
+                            out.write(done_json(event, stream.provider, stream.model, cost) + "\n")
                         else:
                             out.write(event_json(event) + "\n")
                         out.flush()
@@ -139,7 +143,8 @@ async def _chat(args: argparse.Namespace, prompt: str, images: list[ImagePart]) 
             out.flush()
         if done is not None:
             via = _answered(stream.provider, stream.model) if ref.chain else None
-            _report(label, done.usage, done.finish_reason, done.finish_reason_raw, via, stream.attempts)
+            cost = _cost(args, done.usage, stream.provider, stream.model, requested)
+            _report(label, done.usage, done.finish_reason, done.finish_reason_raw, via, stream.attempts, cost)
         return EXIT_OK
 
 
@@ -151,17 +156,29 @@ def _answered(provider: str | None, model: str | None) -> str | None:
     return f"{provider}/{model}" if model else provider
 
 
+def _cost(
+    args: argparse.Namespace, usage: Usage | None, provider: str | None, model: str | None, requested: str | None
+) -> Cost:
+    """What the answer cost, priced by the provider that answered (its reported model, else the model the
+    call asked for: ``requested``, known for a single model), with the configuration's ``[prices]``."""
+    from ..api import default_config
+    from ..cost import cost_of
+    from ..registry import price_overrides
+
+    overrides = price_overrides(default_config(getattr(args, "config", None)))
+    return cost_of(usage, provider, model, overrides=overrides, requested=requested)
+
+
 def _report(
     label: str,
-    usage: object,
+    usage: Usage | None,
     finish: FinishReason,
     raw: str | None,
     via: str | None = None,
     attempts: tuple[Attempt, ...] = (),
+    cost: Cost | None = None,
 ) -> None:
-    from .._types import Usage
-
-    line = usage_line(label, usage if isinstance(usage, Usage) else None, finish.value, via=via, failed=len(attempts))
+    line = usage_line(label, usage, finish.value, via=via, failed=len(attempts), cost=cost)
     print(line, file=sys.stderr)
     if finish is FinishReason.LENGTH:
         print("llmrelay: the answer was cut at the token limit (raise --max-tokens for more)", file=sys.stderr)
@@ -187,7 +204,7 @@ def _write_line(line: str) -> None:
     sys.stdout.flush()
 
 
-def _events_of(reply: object) -> list[str]:
+def _events_of(reply: object, cost: Cost) -> list[str]:
     """The JSON lines of a non-streamed reply: its text, tool calls and a final ``done``."""
     from .._events import StreamEvent, ToolCallEnd
     from .._types import ChatResponse
@@ -203,4 +220,4 @@ def _events_of(reply: object) -> list[str]:
         usage=reply.usage,
         model=reply.model,
     )
-    return [*(event_json(event) for event in events), done_json(done, reply.provider, reply.model)]
+    return [*(event_json(event) for event in events), done_json(done, reply.provider, reply.model, cost)]

@@ -190,15 +190,7 @@ def render_toml(config: Config) -> str:
             lines.append(f"settings = {_value(_redacted(entry.settings))}")
     if config.aliases:
         lines += ["", "[aliases]", *(f"{_key(k)} = {_value(v)}" for k, v in config.aliases.items())]
-    if config.fallbacks:
-        lines += ["", "[fallbacks]", *(f"{_key(k)} = {_value(list(v))}" for k, v in config.fallbacks.items())]
-    lines += _retry_lines(config)
-    for name, limit in config.rate_limits.items():
-        lines += ["", f"[rate_limits.{_key(name)}]"]
-        for field in ("requests_per_minute", "tokens_per_minute", "max_concurrency"):
-            value = getattr(limit, field)
-            if value is not None:
-                lines.append(f"{field} = {_value(value)}")
+    lines += _resilience_lines(config)
     for name, deliberation in config.deliberations.items():
         lines += ["", f"[deliberations.{_key(name)}]", f"models = {_value(list(deliberation.models))}"]
         if deliberation.judge is not None:
@@ -217,6 +209,70 @@ def render_toml(config: Config) -> str:
         env = [name for name, _ in ENV_DEFAULTS if _env_key(name)]
         lines += ["", f"# providers with a key in the environment: {', '.join(env) or 'none'}"]
     return "\n".join(lines) + "\n"
+
+
+def _resilience_lines(config: Config) -> list[str]:
+    """``[fallbacks]``, ``[retry]``, ``[routers]``, ``[rate_limits]``, ``[budgets]`` and ``[prices]``."""
+    lines: list[str] = []
+    short = {k: v for k, v in config.fallbacks.items() if k not in config.fallback_options}
+    if short:
+        lines += ["", "[fallbacks]", *(f"{_key(k)} = {_value(list(v))}" for k, v in short.items())]
+    for name, options in config.fallback_options.items():
+        lines += ["", f"[fallbacks.{_key(name)}]", f"models = {_value(list(config.fallbacks[name]))}"]
+        lines += _fields(options, ("first_event_timeout", "hedge_after"))
+    lines += _retry_lines(config)
+    for name, router in config.routers.items():
+        deployments = [
+            d.model if d.weight == 1.0 else {"model": d.model, "weight": d.weight} for d in router.deployments
+        ]
+        b = router.breaker
+        breaker = {
+            "error_ratio": b.error_ratio,
+            "min_requests": b.min_requests,
+            "window": b.window,
+            "cooldown": b.cooldown,
+        }
+        lines += ["", f"[routers.{_key(name)}]", f"strategy = {_value(router.strategy)}"]
+        lines += [f"deployments = {_value(deployments)}", f"breaker = {_value(breaker)}"]
+    limits = config.rate_limits
+    if limits.limits or limits.backend != "memory":
+        backend = _value(_redacted_url(limits.backend))
+        lines += ["", "[rate_limits]", f"backend = {backend}"]
+    for name, limit in limits.limits.items():
+        lines += ["", f"[rate_limits.{_key(name)}]"]
+        lines += _fields(limit, ("requests_per_minute", "tokens_per_minute", "max_concurrency", "on_limit", "max_wait"))
+    if config.budgets is not None:
+        lines += ["", "[budgets]", f"store = {_value(config.budgets.store)}"]
+        for scope, budget in config.budgets.budgets.items():
+            lines += ["", f"[budgets.{_key(scope)}]"]
+            if budget.max_cost is not None:
+                lines.append(f"max_cost = {_value(str(budget.max_cost))}")
+            lines += _fields(budget, ("max_tokens", "period", "currency"))
+    for name, price in config.prices.items():
+        lines += ["", f"[prices.{_key(name)}]"]
+        for field in ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok"):
+            amount = getattr(price, field)
+            if amount is not None:
+                lines.append(f"{field} = {_value(str(amount))}")
+        lines.append(f"currency = {_value(price.currency)}")
+    return lines
+
+
+def _fields(section: object, names: tuple[str, ...]) -> list[str]:
+    return [f"{n} = {_value(getattr(section, n))}" for n in names if getattr(section, n) is not None]
+
+
+def _redacted_url(url: str) -> str:
+    """A Redis URL with any password replaced (``redis://:[REDACTED]@host``)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:{REDACTED}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _retry_lines(config: Config) -> list[str]:

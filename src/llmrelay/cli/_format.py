@@ -11,9 +11,12 @@ from .._codec import to_json
 from .._errors import Attempt, LlmError
 from .._events import Done, StreamEvent
 from .._types import Usage
+from ..cost import Cost
 
 __all__ = [
     "attempt_json",
+    "cost_json",
+    "cost_text",
     "done_json",
     "error_json",
     "event_json",
@@ -78,9 +81,29 @@ def attempt_json(attempt: Attempt) -> str:
     return json_line(payload)
 
 
-def done_json(event: Done, provider: str | None, model: str | None) -> str:
-    """The ``--json`` line of the final ``done`` event, naming the ``provider`` and ``model`` that answered."""
-    return json_line({**to_json(event), "provider": provider, "model": model})
+def done_json(event: Done, provider: str | None, model: str | None, cost: Cost | None = None) -> str:
+    """The ``--json`` line of the final ``done`` event, naming the ``provider`` and ``model`` that answered,
+    with its ``cost`` (``cost_json``) when given."""
+    payload = {**to_json(event), "provider": provider, "model": model}
+    if cost is not None:
+        payload["cost"] = cost_json(cost)
+    return json_line(payload)
+
+
+def cost_json(cost: Cost) -> dict[str, Any]:
+    """``{"total": "0.0000123", "currency": "USD", "source": "genai-prices 0.2.3 (openai/gpt-4o-mini)"}``,
+    or ``{"total": null, "unknown": "<why>"}``: a total is a decimal string (exact), never a float."""
+    if cost.total is None:
+        return {"total": None, "unknown": cost.unknown or "unknown"}
+    return {"total": format(cost.total, "f"), "currency": cost.currency, "source": cost.source}
+
+
+def cost_text(cost: Cost) -> str | None:
+    """The cost for the usage line (``$0.000123``, ``0.0012 EUR``), or ``None`` when it is unknown."""
+    if cost.total is None:
+        return None
+    digits = format(cost.total.normalize(), "f")
+    return f"${digits}" if cost.currency == "USD" else f"{digits} {cost.currency}"
 
 
 def error_json(error: LlmError, exit_code: int) -> str:
@@ -110,10 +133,18 @@ def _scrubbed(value: Any, key: str = "") -> Any:
     return value
 
 
-def usage_line(model: str, usage: Usage | None, finish: str | None, *, via: str | None = None, failed: int = 0) -> str:
-    """``llmrelay: openai/gpt-4o-mini · 12 in + 5 out = 17 tokens · finish: stop`` (cost is shown only when
-    known), then who answered when it is not ``model`` itself (``via`` a fallback member) and how many
-    attempts failed before: ``· via groq/llama-3.3-70b after 1 failed attempt``."""
+def usage_line(
+    model: str,
+    usage: Usage | None,
+    finish: str | None,
+    *,
+    via: str | None = None,
+    failed: int = 0,
+    cost: Cost | None = None,
+) -> str:
+    """``llmrelay: openai/gpt-4o-mini · 12 in + 5 out = 17 tokens · $0.0000048 · finish: stop`` (the cost
+    only when it is known), then who answered when it is not ``model`` itself (``via`` a fallback member)
+    and how many attempts failed before: ``· via groq/llama-3.3-70b after 1 failed attempt``."""
     parts = [model]
     if usage is not None and (usage.input_tokens is not None or usage.output_tokens is not None):
         counts = f"{_n(usage.input_tokens)} in + {_n(usage.output_tokens)} out"
@@ -126,6 +157,9 @@ def usage_line(model: str, usage: Usage | None, finish: str | None, *, via: str 
         parts.append(counts)
     else:
         parts.append("usage not reported")
+    priced = cost_text(cost) if cost is not None else None
+    if priced is not None:
+        parts.append(priced)
     if finish:
         parts.append(f"finish: {finish}")
     after = f"after {failed} failed attempt{'s' if failed != 1 else ''}" if failed else ""

@@ -31,10 +31,8 @@ The sections::
     max_delay = 8.0
     deadline = 30                             # seconds from the first attempt; default: none
 
-    [rate_limits.NAME]                        # per provider or model string (rate-limit issue)
-    requests_per_minute = 500
-    tokens_per_minute = 200000
-    max_concurrency = 16
+    # [fallbacks.NAME] tables (first_event_timeout, hedge_after), [routers], [rate_limits], [budgets]
+    # and [prices]: see ``config._resilience``.
 
     [deliberations.NAME]                      # multi-model rounds (deliberation issue)
     models = ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"]
@@ -52,25 +50,34 @@ Later issues extend a section by adding fields to its dataclass and lines to its
 
 from __future__ import annotations
 
-import difflib
-import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from .._provider import LlmRelayWarning
 from .._transport import Timeouts
-from ._errors import ConfigError
+from ._check import Checker
+from ._check import opt as _opt
+from ._resilience import (
+    BudgetsConfig,
+    FallbackConfig,
+    PriceConfig,
+    RateLimitsConfig,
+    RouterConfig,
+    parse_budgets,
+    parse_fallbacks,
+    parse_prices,
+    parse_rate_limits,
+    parse_routers,
+)
 
 __all__ = [
     "Config",
     "DeliberationConfig",
     "GatewayConfig",
     "ProviderConfig",
-    "RateLimitConfig",
     "RetryConfig",
     "parse_config",
 ]
@@ -111,15 +118,6 @@ class ProviderConfig:
     def kind(self) -> str:
         """The provider type this entry builds: ``type``, else the entry's own name."""
         return self.type or self.name
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitConfig:
-    """One ``[rate_limits.NAME]`` table; ``None`` means no limit on that axis."""
-
-    requests_per_minute: float | None = None
-    tokens_per_minute: float | None = None
-    max_concurrency: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,103 +169,35 @@ class Config:
     """In file order."""
     aliases: Mapping[str, str] = field(default_factory=dict)
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Each ``[fallbacks]`` name's members, in order (both the list and the table form)."""
+    fallback_options: Mapping[str, FallbackConfig] = field(default_factory=dict)
+    """The options of the ``[fallbacks.NAME]`` tables; a name in the list form has none."""
     retry: RetryConfig = field(default_factory=RetryConfig)
     """The ``[retry]`` table, or the default policy when the file has none."""
-    rate_limits: Mapping[str, RateLimitConfig] = field(default_factory=dict)
+    routers: Mapping[str, RouterConfig] = field(default_factory=dict)
+    rate_limits: RateLimitsConfig = field(default_factory=RateLimitsConfig)
+    budgets: BudgetsConfig | None = None
+    """The ``[budgets]`` table; ``None``: nothing is metered."""
+    prices: Mapping[str, PriceConfig] = field(default_factory=dict)
     deliberations: Mapping[str, DeliberationConfig] = field(default_factory=dict)
     gateway: GatewayConfig | None = None
 
 
-# --- validation helpers --------------------------------------------------------------------------------
-
-
-class _Checker:
-    """Type checks that raise ``ConfigError`` naming the file and key path."""
-
-    def __init__(self, file: Path | None) -> None:
-        self.file = file
-
-    def fail(self, key: str, what: str) -> ConfigError:
-        return ConfigError(what, file=self.file, key=key)
-
-    def table(self, value: object, key: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(key, f"expected a table, got {_kind(value)}")
-        return value
-
-    def string(self, value: object, key: str, *, empty: bool = False) -> str:
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected a string, got {_kind(value)}")
-        if not empty and not value.strip():
-            raise self.fail(key, "expected a non-empty string")
-        return value
-
-    def strings(self, value: object, key: str, *, nonempty: bool = False) -> tuple[str, ...]:
-        if not isinstance(value, list):
-            raise self.fail(key, f"expected a list of strings, got {_kind(value)}")
-        if nonempty and not value:
-            raise self.fail(key, "expected at least one entry")
-        return tuple(self.string(item, f"{key}[{i}]") for i, item in enumerate(value))
-
-    def integer(self, value: object, key: str, *, minimum: int = 1, maximum: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"expected an integer, got {_kind(value)}")
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-            raise self.fail(key, f"expected an integer {bound}, got {value}")
-        return value
-
-    def positive(self, value: object, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, f"expected a number, got {_kind(value)}")
-        if not math.isfinite(value) or value <= 0:
-            raise self.fail(key, f"expected a positive number, got {value}")
-        return float(value)
-
-    def url(self, value: object, key: str) -> str:
-        text = self.string(value, key)
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise self.fail(key, f"not a URL (expected http://host[:port]/path or https://...), got {text!r}")
-        return text
-
-    def env_name(self, value: object, key: str) -> str:
-        name = self.string(value, key)
-        if not name.replace("_", "").isalnum() or name[0].isdigit():
-            raise self.fail(key, f"not an environment variable name (expected e.g. MY_API_KEY), got {name!r}")
-        return name
-
-    def model_string(self, value: object, key: str) -> str:
-        text = self.string(value, key).strip()
-        if text.startswith("/") or any(ch.isspace() for ch in text):
-            raise self.fail(key, f"expected a model string like 'openai/gpt-4o-mini' or an alias, got {text!r}")
-        return text
-
-    def keys(self, table: Mapping[str, Any], key: str, known: tuple[str, ...]) -> None:
-        for name in table:
-            if name not in known:
-                where = f"{key}.{name}" if key else name
-                raise self.fail(where, f"unknown key{_suggest(name, known)}; expected one of: {', '.join(known)}")
-
-
-def _kind(value: object) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}
-    return names.get(type(value), type(value).__name__)
-
-
-def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def suggest(word: str, choices: Any) -> str:
-    """`` (did you mean 'x'?)`` for the closest of ``choices``, or the empty string."""
-    return _suggest(word, choices)
-
-
 # --- sections ------------------------------------------------------------------------------------------
 
-_TOP_KEYS = ("default", "providers", "aliases", "fallbacks", "retry", "rate_limits", "deliberations", "gateway")
+_TOP_KEYS = (
+    "default",
+    "providers",
+    "aliases",
+    "fallbacks",
+    "retry",
+    "routers",
+    "rate_limits",
+    "budgets",
+    "prices",
+    "deliberations",
+    "gateway",
+)
 _PROVIDER_KEYS = (
     "type",
     "dialect",
@@ -283,7 +213,7 @@ _PROVIDER_KEYS = (
 _TIMEOUT_KEYS = ("connect", "first_byte", "idle", "total")
 
 
-def _provider(c: _Checker, name: str, raw: object) -> ProviderConfig:
+def _provider(c: Checker, name: str, raw: object) -> ProviderConfig:
     key = f"providers.{name}"
     if "/" in name or not name.strip():
         raise c.fail(
@@ -328,7 +258,7 @@ def _provider(c: _Checker, name: str, raw: object) -> ProviderConfig:
     )
 
 
-def _timeouts(c: _Checker, raw: object, key: str) -> Timeouts:
+def _timeouts(c: Checker, raw: object, key: str) -> Timeouts:
     table = c.table(raw, key)
     c.keys(table, key, _TIMEOUT_KEYS)
     base = Timeouts()
@@ -343,7 +273,7 @@ def _timeouts(c: _Checker, raw: object, key: str) -> Timeouts:
     return Timeouts(**values)
 
 
-def _aliases(c: _Checker, raw: object) -> dict[str, str]:
+def _aliases(c: Checker, raw: object) -> dict[str, str]:
     table = c.table(raw, "aliases")
     aliases = {name: c.model_string(target, f"aliases.{name}") for name, target in table.items()}
     for start in aliases:
@@ -358,16 +288,7 @@ def _aliases(c: _Checker, raw: object) -> dict[str, str]:
     return aliases
 
 
-def _fallbacks(c: _Checker, raw: object) -> dict[str, tuple[str, ...]]:
-    table = c.table(raw, "fallbacks")
-    out: dict[str, tuple[str, ...]] = {}
-    for name, chain in table.items():
-        models = c.strings(chain, f"fallbacks.{name}", nonempty=True)
-        out[name] = tuple(c.model_string(m, f"fallbacks.{name}[{i}]") for i, m in enumerate(models))
-    return out
-
-
-def _check_fallback_names(c: _Checker, config: Config) -> None:
+def _check_fallback_names(c: Checker, config: Config) -> None:
     """A fallback name is not also a provider or an alias, and no chain reaches itself (through aliases
     or other fallback names): the key path names the member that closes the cycle."""
     for name in config.fallbacks:
@@ -396,8 +317,28 @@ def _check_fallback_names(c: _Checker, config: Config) -> None:
     for name in config.fallbacks:
         walk(name, [name])
 
+    for name, router in config.routers.items():
+        taken = (
+            "a provider"
+            if name in config.providers
+            else "an alias"
+            if name in config.aliases
+            else "a fallback"
+            if name in config.fallbacks
+            else None
+        )
+        if taken:
+            raise c.fail(f"routers.{name}", f"a router name has the name of {taken}")
+        for i, deployment in enumerate(router.deployments):
+            resolved = target(deployment.model)
+            if resolved in config.fallbacks or resolved in config.routers:
+                raise c.fail(
+                    f"routers.{name}.deployments[{i}]",
+                    f"a deployment is one model (PROVIDER/MODEL or an alias of one), not the group {resolved!r}",
+                )
 
-def _retry(c: _Checker, raw: object) -> RetryConfig:
+
+def _retry(c: Checker, raw: object) -> RetryConfig:
     known = ("max_attempts", "base_delay", "max_delay", "deadline")
     table = c.table(raw, "retry")
     c.keys(table, "retry", known)
@@ -415,24 +356,7 @@ def _retry(c: _Checker, raw: object) -> RetryConfig:
     return config
 
 
-def _rate_limits(c: _Checker, raw: object) -> dict[str, RateLimitConfig]:
-    known = ("requests_per_minute", "tokens_per_minute", "max_concurrency")
-    out: dict[str, RateLimitConfig] = {}
-    for name, value in c.table(raw, "rate_limits").items():
-        key = f"rate_limits.{name}"
-        table = c.table(value, key)
-        c.keys(table, key, known)
-        if not table:
-            raise c.fail(key, f"expected at least one of: {', '.join(known)}")
-        out[name] = RateLimitConfig(
-            requests_per_minute=_opt(table, "requests_per_minute", lambda v, k: c.positive(v, k), key),
-            tokens_per_minute=_opt(table, "tokens_per_minute", lambda v, k: c.positive(v, k), key),
-            max_concurrency=_opt(table, "max_concurrency", lambda v, k: c.integer(v, k), key),
-        )
-    return out
-
-
-def _deliberations(c: _Checker, raw: object) -> dict[str, DeliberationConfig]:
+def _deliberations(c: Checker, raw: object) -> dict[str, DeliberationConfig]:
     known = ("models", "judge", "rounds", "system")
     out: dict[str, DeliberationConfig] = {}
     for name, value in c.table(raw, "deliberations").items():
@@ -453,7 +377,7 @@ def _deliberations(c: _Checker, raw: object) -> dict[str, DeliberationConfig]:
     return out
 
 
-def _gateway(c: _Checker, raw: object) -> GatewayConfig:
+def _gateway(c: Checker, raw: object) -> GatewayConfig:
     known = ("host", "port", "api_key_env", "expose")
     table = c.table(raw, "gateway")
     c.keys(table, "gateway", known)
@@ -465,12 +389,7 @@ def _gateway(c: _Checker, raw: object) -> GatewayConfig:
     )
 
 
-def _opt(table: Mapping[str, Any], name: str, check: Callable[[object, str], T], key: str) -> T | None:
-    return check(table[name], f"{key}.{name}") if name in table else None
-
-
 NOT_YET_IN_EFFECT: Mapping[str, str] = {
-    "rate_limits": "nothing is rate-limited yet; every request is sent at once",
     "deliberations": "there is no deliberation command yet",
     "gateway": "there is no `llmrelay serve` yet",
 }
@@ -482,7 +401,7 @@ limits nothing."""
 def parse_config(data: Mapping[str, Any], file: str | Path | None = None) -> Config:
     """Validate a parsed TOML document and build the ``Config``; raises ``ConfigError`` on the first fault."""
     path = Path(file) if file is not None else None
-    c = _Checker(path)
+    c = Checker(path)
     c.keys(data, "", _TOP_KEYS)
     default = c.model_string(data["default"], "default") if "default" in data else None
     providers = {name: _provider(c, name, raw) for name, raw in c.table(data.get("providers", {}), "providers").items()}
@@ -490,14 +409,19 @@ def parse_config(data: Mapping[str, Any], file: str | Path | None = None) -> Con
     clash = sorted(set(aliases) & set(providers))
     if clash:
         raise c.fail(f"aliases.{clash[0]}", "an alias cannot have the name of a configured provider")
+    chains, options = parse_fallbacks(c, data["fallbacks"]) if "fallbacks" in data else ({}, {})
     config = Config(
         path=path,
         default=default,
         providers=providers,
         aliases=aliases,
-        fallbacks=_fallbacks(c, data["fallbacks"]) if "fallbacks" in data else {},
+        fallbacks=chains,
+        fallback_options=options,
         retry=_retry(c, data["retry"]) if "retry" in data else RetryConfig(),
-        rate_limits=_rate_limits(c, data["rate_limits"]) if "rate_limits" in data else {},
+        routers=parse_routers(c, data["routers"]) if "routers" in data else {},
+        rate_limits=parse_rate_limits(c, data["rate_limits"]) if "rate_limits" in data else RateLimitsConfig(),
+        budgets=parse_budgets(c, data["budgets"]) if "budgets" in data else None,
+        prices=parse_prices(c, data["prices"]) if "prices" in data else {},
         deliberations=_deliberations(c, data["deliberations"]) if "deliberations" in data else {},
         gateway=_gateway(c, data["gateway"]) if "gateway" in data else None,
     )

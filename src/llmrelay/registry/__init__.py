@@ -62,6 +62,7 @@ from ._registry import RegisteredProvider as RegisteredProvider
 from ._resolve import ENV_DEFAULTS, ModelRef
 from ._resolve import LOCAL_DEFAULT as LOCAL_DEFAULT
 from ._resolve import Source as Source
+from ._resources import price_overrides
 from ._stacks import build_stack as build_stack
 from ._stacks import with_retry as with_retry
 
@@ -75,5 +76,6 @@ __all__ = [
     "configured_entries",
     "known_types",
     "load_plugins",
+    "price_overrides",
     "register_provider_type",
 ]

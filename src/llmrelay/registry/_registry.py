@@ -13,6 +13,7 @@ from ..config import Config, ConfigError, ProviderConfig, suggest
 from ._factory import build_provider
 from ._plugins import _is_known_type, known_types, load_plugins
 from ._resolve import ModelRef, default_model, resolve_model
+from ._resources import StackResources
 from ._stacks import build_stack
 
 __all__ = ["ProviderRegistry", "RegisteredProvider"]
@@ -35,6 +36,8 @@ class ProviderRegistry:
         self._lock = threading.RLock()
         self._registered: dict[str, RegisteredProvider] = {}
         self._built: dict[tuple[str, str | None], Provider] = {}
+        self._stacks: dict[ModelRef, Provider] = {}
+        self._resources = StackResources(self.config)
         self._transport = transport
         self._owns_transport = transport is None
 
@@ -60,6 +63,7 @@ class ProviderRegistry:
             self._registered[name] = provider
             for key in [k for k in self._built if k[0] == name]:
                 del self._built[key]
+            self._stacks.clear()
 
     def list(self) -> builtins.list[str]:
         """Every name usable as ``PROVIDER`` in a model string, sorted."""
@@ -129,11 +133,18 @@ class ProviderRegistry:
 
     def provider(self, model: str | ModelRef | None = None) -> Provider:
         """The configured stack for a model string (or a ``ModelRef`` from ``resolve``), with that model as
-        its default: the bare provider (``get``) under ``Retrying`` with the ``[retry]`` policy, or a
-        ``Fallback`` for a ``[fallbacks]`` name (see ``llmrelay.registry._stacks``). Reach the bare
-        provider with ``get(ref.provider, ref.model)`` or the wrapper's ``inner``."""
+        its default: the bare provider (``get``) under its ``[rate_limits]``, ``Retrying`` with the
+        ``[retry]`` policy and ``Metered`` with the ``[budgets]``; a ``Fallback`` (or ``Hedged``) for a
+        ``[fallbacks]`` name, a ``Router`` for a ``[routers]`` name (see ``llmrelay.registry._stacks``).
+        Built once per model string, so a router's breakers and counters live as long as the registry.
+        Reach the bare provider with ``get(ref.provider, ref.model)`` or the wrapper's ``inner``."""
         ref = model if isinstance(model, ModelRef) else self.resolve(model)
-        return build_stack(self, ref)
+        key = ModelRef(ref.provider, ref.model, chain=ref.chain, group=ref.group)
+        with self._lock:
+            stack = self._stacks.get(key)
+            if stack is None:
+                stack = self._stacks[key] = build_stack(self, ref, self._resources)
+            return stack
 
     def check(self) -> builtins.list[tuple[str, Exception | None]]:
         """Try to build every configured provider (no network): ``(name, None)`` or ``(name, error)``.
@@ -147,6 +158,8 @@ class ProviderRegistry:
             targets.append(("default", self.config.default))
         for fallback, chain in self.config.fallbacks.items():
             targets += [(f"fallbacks.{fallback}[{i}]", model) for i, model in enumerate(chain)]
+        for router, spec in self.config.routers.items():
+            targets += [(f"routers.{router}.deployments[{i}]", d.model) for i, d in enumerate(spec.deployments)]
         for key, target in targets:
             try:
                 self.resolve(target)
@@ -168,8 +181,10 @@ class ProviderRegistry:
         with self._lock:
             built = builtins.list(self._built.values())
             self._built.clear()
+            self._stacks.clear()
         for provider in built:
             await provider.aclose()
+        await self._resources.aclose()
         if self._owns_transport and self._transport is not None:
             await self._transport.aclose()
 

@@ -41,8 +41,10 @@ class ModelRef:
     alias: str | None = None
     """The alias the string went through, if any."""
     chain: tuple[str, ...] = ()
-    """When the string names a ``[fallbacks]`` entry: its member model strings, tried in order, and
-    ``provider`` is the fallback's name (``model`` is ``None``). Empty for a single model."""
+    """When the string names a ``[fallbacks]`` or ``[routers]`` entry: its member model strings (in order),
+    and ``provider`` is the group's name (``model`` is ``None``). Empty for a single model."""
+    group: Literal["fallback", "router"] | None = None
+    """What ``chain`` is: a fallback's members or a router's deployments; ``None`` for a single model."""
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model}" if self.model else self.provider
@@ -69,7 +71,11 @@ def resolve_model(model: str | None, config: Config, knows: Knows, unknown: Unkn
         text = config.aliases[text]
     chain = config.fallbacks.get(text)
     if chain is not None:
-        return ModelRef(provider=text, model=None, source=source, alias=alias, chain=chain)
+        return ModelRef(provider=text, model=None, source=source, alias=alias, chain=chain, group="fallback")
+    router = config.routers.get(text)
+    if router is not None:
+        members = tuple(d.model for d in router.deployments)
+        return ModelRef(provider=text, model=None, source=source, alias=alias, chain=members, group="router")
     provider, _, name = text.partition("/")
     if not provider:
         raise ConfigError(f"invalid model string {model!r}: expected PROVIDER/MODEL, e.g. openai/gpt-4o-mini")
