@@ -464,8 +464,10 @@ async def test_cli_json_lines_decode_with_the_codec(
     assert code == 0, lines
     decoded = [loads(line) for line in lines]
     assert [dumps(event) for event in decoded[:-1]] == lines[:-1]  # the codec's own lines, byte for byte
-    # The done line is the codec's Done plus the provider that answered (a fallback member's name).
+    # The done line is the codec's Done plus the provider that answered (a fallback member's name) and
+    # what the answer cost (a decimal string, never a float).
     done = json.loads(lines[-1])
+    assert done.pop("cost")["total"] == "0.0000045"
     assert done.pop("provider") == "openai" and done == json.loads(dumps(decoded[-1]))
     answer = fold(decoded)  # type: ignore[arg-type]
     assert answer.tool_calls == (ToolCall.create("get_weather", {"city": "Paris"}, id="call_1"),)

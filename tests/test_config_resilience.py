@@ -69,7 +69,7 @@ def unique(prefix: str) -> str:
 
 def providers(**servers: FakeUpstream) -> str:
     return "".join(
-        f'[providers.{name}]\ntype = "openai"\nbase_url = "{up.url("/v1")}"\napi_key = "sk-test-{name}"\n'
+        f'[providers.{name}]\ntype = "openai"\nbase_url = "{up.url("/v1")}"\n'
         for name, up in servers.items()
     )
 

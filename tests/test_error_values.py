@@ -23,6 +23,7 @@ from llmrelay import (
     ContextLengthError,
     Done,
     FirstByteTimeout,
+    FirstEventTimeout,
     IdleTimeout,
     LlmError,
     LocalModelCrash,
@@ -96,6 +97,7 @@ KINDS = {
     RequestTimeout: "timeout",
     ConnectTimeout: "connect_timeout",
     FirstByteTimeout: "first_byte_timeout",
+    FirstEventTimeout: "first_event_timeout",
     IdleTimeout: "idle_timeout",
     TotalTimeout: "total_timeout",
     ConfigError: "config",
@@ -106,7 +108,7 @@ KINDS = {
 
 def test_each_class_has_its_own_kind() -> None:
     classes = error_classes()
-    assert set(KINDS) <= set(classes) and len(classes) == 23, classes
+    assert set(KINDS) <= set(classes) and len(classes) == 25, classes
     kinds = [cls.kind for cls in classes]
     assert len(set(kinds)) == len(kinds), sorted(kinds)
     for cls, kind in KINDS.items():
@@ -266,6 +268,7 @@ def test_every_kind_is_classified_in_both_tables() -> None:
         (ConnectTimeout("x"), True, True),
         (IdleTimeout("x"), True, True),
         (FirstByteTimeout("x"), False, True),  # a silent upstream: move on, do not wait for it again
+        (FirstEventTimeout("x"), False, True),  # a stream with no event in time: the same
         (QuotaExceededError("x"), False, True),
         (AuthError("x"), False, True),
         (ContentFilterError("x", retryable=True), False, False),  # never retried, whatever it says

@@ -168,6 +168,7 @@ def test_registry_package_keeps_its_names() -> None:
         "configured_entries",
         "known_types",
         "load_plugins",
+        "price_overrides",
         "register_provider_type",
     ]
     for name in [*registry.__all__, "_row", "LOCAL_DEFAULT", "_CALLABLE_TYPES", "RegisteredProvider", "Source"]:

@@ -12,10 +12,12 @@ from ._errors import (
     AllAttemptsFailed,
     Attempt,
     AuthError,
+    BudgetExceeded,
     ConnectTimeout,
     ContentFilterError,
     ContextLengthError,
     FirstByteTimeout,
+    FirstEventTimeout,
     IdleTimeout,
     InvalidRequestError,
     LlmError,
@@ -60,6 +62,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "AnthropicProvider": "llmrelay.providers.anthropic",
     "AzureOpenAIProvider": "llmrelay.providers.azure",
+    "Budget": "llmrelay.metering",
     "CohereProvider": "llmrelay.providers.cohere",
     "CircuitBreaker": "llmrelay.wrappers",
     "Config": "llmrelay.config",
@@ -73,9 +76,11 @@ _LAZY = {
     "Hedged": "llmrelay.wrappers",
     "LocalModelCrash": "llmrelay.providers.local",
     "LocalProvider": "llmrelay.providers.local",
+    "Metered": "llmrelay.metering",
     "ModelRef": "llmrelay.registry",
     "OllamaProvider": "llmrelay.providers.ollama",
     "OpenAIProvider": "llmrelay.providers.openai",
+    "open_ledger": "llmrelay.metering",
     "PriceOverride": "llmrelay.cost",
     "ProviderConfig": "llmrelay.config",
     "ProviderRegistry": "llmrelay.registry",
@@ -129,6 +134,7 @@ if TYPE_CHECKING:
     from .config import Config, ConfigError, ProviderConfig, load_config
     from .cost import Cost, PriceOverride, cost_of
     from .endpoints import Endpoint, provider_for, register_endpoint
+    from .metering import Budget, Metered, open_ledger
     from .providers.anthropic import AnthropicProvider
     from .providers.azure import AzureOpenAIProvider
     from .providers.cohere import CohereProvider
@@ -147,6 +153,8 @@ __all__ = [
     "Attempt",
     "AuthError",
     "AzureOpenAIProvider",
+    "Budget",
+    "BudgetExceeded",
     "CallWarning",
     "Capabilities",
     "ChatRequest",
@@ -168,6 +176,7 @@ __all__ = [
     "Fallback",
     "FinishReason",
     "FirstByteTimeout",
+    "FirstEventTimeout",
     "GeminiProvider",
     "Hedged",
     "HttpProvider",
@@ -182,6 +191,7 @@ __all__ = [
     "LocalModelCrash",
     "LocalProvider",
     "Message",
+    "Metered",
     "MissingApiKey",
     "MockResponse",
     "MockTransport",
@@ -239,6 +249,7 @@ __all__ = [
     "load_config",
     "load_plugins",
     "loads",
+    "open_ledger",
     "provider_for",
     "register_endpoint",
     "register_provider_type",

@@ -72,10 +72,12 @@ class Accumulator:
         blocks = list(self._blocks)
         if self._block_text and any(self._block_text):
             blocks.append(ReasoningPart(text="".join(self._block_text)))
+        calls = self._calls
+        # The guards skip building generators for what most replies lack (tools, reasoning blocks).
         return ChatResponse(
             text="".join(self._text),
-            reasoning="".join(self._reasoning),
-            tool_calls=tuple(self._calls[i] for i in sorted(self._calls)),
+            reasoning="".join(self._reasoning) if self._reasoning else "",
+            tool_calls=tuple([calls[i] for i in sorted(calls)]) if calls else (),
             finish_reason=done.finish_reason if done else FinishReason.OTHER,
             finish_reason_raw=done.finish_reason_raw if done else None,
             usage=done.usage if done else None,
@@ -84,7 +86,7 @@ class Accumulator:
             request_id=request_id,
             warnings=tuple(warnings),
             refusal=done.refusal if done else None,
-            reasoning_parts=tuple(blocks) if any(b.signature or b.redacted for b in blocks) else (),
+            reasoning_parts=tuple(blocks) if blocks and any(b.signature or b.redacted for b in blocks) else (),
             error=done.error if done else None,
             attempts=attempts,
         )

@@ -17,6 +17,10 @@ The rules:
 - A field whose value is ``None`` is left out; a missing field decodes as ``None`` (or the field's
   default). Enums are their values, sequences are lists (decoded as tuples), and JSON-valued fields (tool
   arguments, schemas, ``provider_options``) go as they are; ``ImagePart.data`` is already base64 text.
+- A ``Decimal`` (a cost) is its exact decimal text (``"0.000125"``), never a float.
+- Another module adds its own classes with ``register(tag, cls)`` (``llmrelay.deliberation`` registers
+  its events and transcript so); a tag not known yet makes ``from_json`` import the modules in
+  ``_REGISTERING_MODULES`` once and look again.
 - Unknown keys are ignored (a newer writer may add fields). An unknown or missing tag, a value of the
   wrong shape, or a value that is not JSON is a ``ValueError``, as from ``LlmError.from_json``.
 
@@ -33,6 +37,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar, overload
 
 from ._errors import Attempt, LlmError
@@ -51,7 +56,7 @@ from ._types import (
     Usage,
 )
 
-__all__ = ["dumps", "from_json", "loads", "to_json"]
+__all__ = ["dumps", "from_json", "loads", "register", "to_json"]
 
 T = TypeVar("T")
 _Conv = Callable[[Any], Any]
@@ -80,6 +85,38 @@ _TAGS: dict[str, type] = {
 _ERROR_TAG = "error"
 _FLATTEN: dict[type, str] = {ToolCallEnd: "call"}
 """Classes whose one object field is written inline (the CLI's ``tool_call`` line has the call's fields)."""
+
+_REGISTERING_MODULES = ("llmrelay.deliberation",)
+"""Modules that ``register`` tags of their own: imported on the first tag not known yet."""
+_imported_registering = False
+
+
+def register(tag: str, cls: type, *, flatten: str | None = None) -> None:
+    """Make the dataclass ``cls`` encodable under ``tag`` (a module's own values: events, records).
+    ``flatten`` names one object field written inline, as ``tool_call`` writes its call. Registering
+    the same pair again is a no-op; a tag or class already taken by another is a ``ValueError``."""
+    if _TAGS.get(tag, cls) is not cls or (cls in _SPECS and _SPECS[cls].tag != tag) or tag == _ERROR_TAG:
+        raise ValueError(f"llmrelay JSON: tag {tag!r} or class {cls.__name__} is already registered")
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"llmrelay JSON: {cls.__name__} is not a dataclass")
+    _TAGS[tag] = cls
+    _SPECS.setdefault(cls, _Spec(cls, tag))
+    if flatten is not None:
+        _FLATTEN[cls] = flatten
+
+
+def _tag_class(tag: Any) -> type | None:
+    """The class ``tag`` names, importing the registering modules once when it is not known yet."""
+    global _imported_registering
+    if not isinstance(tag, str):
+        return None
+    if tag not in _TAGS and not _imported_registering:
+        import importlib
+
+        _imported_registering = True
+        for module in _REGISTERING_MODULES:
+            importlib.import_module(module)
+    return _TAGS.get(tag)
 
 
 def _fail(message: str) -> ValueError:
@@ -159,6 +196,15 @@ def _error(tagged: bool) -> tuple[_Conv, _Conv]:
     return encode, decode
 
 
+def _decimal(value: Any) -> Decimal:
+    if not isinstance(value, str):
+        raise _fail(f'a decimal is its text, e.g. "0.0125", got {value!r}')
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise _fail(f"{value!r} is not a decimal number") from None
+
+
 def _attempt(value: Any) -> Attempt:
     if not isinstance(value, Mapping):
         raise _fail(f"an attempt is an object, got {value!r}")
@@ -184,7 +230,7 @@ def _union(members: list[Any]) -> tuple[_Conv, _Conv]:
 
     def decode(value: Any) -> Any:
         if isinstance(value, Mapping) and classes:
-            cls = _TAGS.get(value.get("type"))  # type: ignore[arg-type]
+            cls = _tag_class(value.get("type"))
             if cls not in classes:
                 raise _fail(f"expected one of {sorted(_SPECS[c].tag for c in classes)}, got {value.get('type')!r}")
             return _decode_object(cls, value)
@@ -226,6 +272,8 @@ def _converter(hint: Any) -> tuple[_Conv, _Conv]:
             return (lambda value: _encode_object(value, tagged=False)), (lambda value: _decode_object(hint, value))
         if hint in (str, int, float, bool):
             return _scalar(hint)
+        if hint is Decimal:
+            return str, _decimal
     raise TypeError(f"llmrelay JSON: no converter for {hint!r}")
 
 
@@ -250,7 +298,8 @@ class _Spec:
 
     def compiled(self) -> list[tuple[str, _Conv, _Conv, _Missing]]:
         if self.fields is None:
-            hints = typing.get_type_hints(self.cls, localns={"Attempt": Attempt, "LlmError": LlmError})
+            localns = {"Attempt": Attempt, "LlmError": LlmError, "Decimal": Decimal}
+            hints = typing.get_type_hints(self.cls, localns=localns)
             self.fields = [
                 (f.name, *_converter(hints[f.name]), _when_missing(f, hints[f.name]))
                 for f in dataclasses.fields(self.cls)
@@ -286,7 +335,7 @@ def _decode_object(cls: type[T], data: Any) -> T:
     kwargs: dict[str, Any] = {}
     for name, _, decode, missing in _SPECS[cls].compiled():
         if name == flat:
-            kwargs[name] = _decode_object(ToolCall, {k: v for k, v in data.items() if k != "type"})
+            kwargs[name] = decode({k: v for k, v in data.items() if k != "type"})
             continue
         item = data.get(name)
         if item is not None:
@@ -328,7 +377,7 @@ def from_json(data: Mapping[str, Any], kind: type[Any] | None = None) -> object:
     if kind is not None and tag is None:
         cls: type | None = LlmError if issubclass(kind, LlmError) else kind if kind in _SPECS else None
     else:
-        cls = LlmError if tag == _ERROR_TAG else _TAGS.get(tag) if isinstance(tag, str) else None
+        cls = LlmError if tag == _ERROR_TAG else _tag_class(tag)
     if cls is None:
         raise _fail(f"unknown type {tag!r}")
     value = _error(tagged=True)[1](data) if cls is LlmError else _decode_object(cls, data)

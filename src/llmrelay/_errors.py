@@ -19,9 +19,11 @@
     ├── RequestTimeout            timeout              a deadline passed (a 408): retryable
     │   ├── ConnectTimeout        connect_timeout      connecting took longer than ``connect``
     │   ├── FirstByteTimeout      first_byte_timeout   no response headers within ``first_byte``
+    │   ├── FirstEventTimeout     first_event_timeout  a stream's first event not within ``first_event_timeout``
     │   ├── IdleTimeout           idle_timeout         no event for ``idle`` seconds in the middle of a body
     │   └── TotalTimeout          total_timeout        the whole call took longer than ``total``
     ├── ProtocolError             protocol             malformed, truncated or unparseable response
+    ├── BudgetExceeded            budget_exceeded      a usage budget would be exceeded: nothing was sent
     └── AllAttemptsFailed         all_attempts_failed  every attempt of a retry/fallback failed (``attempts``)
 
 Errors are values. Each class has its own stable ``kind`` (``family`` lists it with its parents' kinds,
@@ -48,16 +50,19 @@ import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any, Self
 
 __all__ = [
     "AllAttemptsFailed",
     "Attempt",
     "AuthError",
+    "BudgetExceeded",
     "ConnectTimeout",
     "ContentFilterError",
     "ContextLengthError",
     "FirstByteTimeout",
+    "FirstEventTimeout",
     "IdleTimeout",
     "InvalidRequestError",
     "LlmError",
@@ -513,6 +518,13 @@ class FirstByteTimeout(RequestTimeout):
     kind = "first_byte_timeout"
 
 
+class FirstEventTimeout(RequestTimeout):
+    """A stream gave no first event within ``Fallback(first_event_timeout=...)``: the wrapper abandoned that
+    attempt (closing its connection) and moved on. Not retried on the same provider, as a silent upstream."""
+
+    kind = "first_event_timeout"
+
+
 class IdleTimeout(RequestTimeout):
     """No event (keep-alive comments do not count) arrived for ``Timeouts.idle`` seconds in a response."""
 
@@ -529,6 +541,68 @@ class ProtocolError(LlmError):
     """The response was malformed or truncated (for example a stream that ended without its terminator)."""
 
     kind = "protocol"
+
+
+class BudgetExceeded(LlmError):
+    """A call would exceed a usage budget (``llmrelay.metering.Budget``), so it was not sent.
+
+    ``scope`` names the budget (``*``, ``PROVIDER``, ``PROVIDER/MODEL``, ``key:NAME``), ``limit`` its cap
+    (a ``Decimal`` of ``currency`` for a cost budget, an ``int`` for a token budget, as ``unit`` says),
+    ``spent`` what the period has spent or reserved, ``requested`` the call's estimate, ``period`` the
+    budget's period (``day``, ``month``, ``total``) and ``retry_after`` the seconds until it starts again
+    (none for ``total``). Not retried (waiting a few seconds does not refill a budget); a ``Fallback``
+    moves on, since another provider may have budget left.
+    """
+
+    kind = "budget_exceeded"
+    retryable = False
+    _json_extra = ("scope", "period", "unit", "currency")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str | None = None,
+        limit: Decimal | int | None = None,
+        spent: Decimal | int | None = None,
+        requested: Decimal | int | None = None,
+        period: str | None = None,
+        unit: str | None = None,
+        currency: str | None = None,
+        **fields: Any,
+    ) -> None:
+        super().__init__(message, **fields)
+        self.scope = scope
+        """The budget's scope."""
+        self.limit = limit
+        """The budget's cap, in ``unit`` (``cost`` in ``currency``, or ``tokens``)."""
+        self.spent = spent
+        """What the period has spent or holds reserved, in ``unit``."""
+        self.requested = requested
+        """This call's estimate, in ``unit``."""
+        self.period = period
+        """``day``, ``month`` or ``total`` (UTC calendar periods)."""
+        self.unit = unit
+        """``cost`` or ``tokens``."""
+        self.currency = currency
+        """The currency of a cost budget."""
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        for name in ("limit", "spent", "requested"):
+            value = getattr(self, name, None)
+            out[name] = str(value) if isinstance(value, Decimal) else value
+        return out
+
+    def _load_json(self, data: Mapping[str, Any]) -> None:
+        super()._load_json(data)
+        for name in ("limit", "spent", "requested"):
+            value = data.get(name)
+            if isinstance(value, str):
+                value = Decimal(value)
+            elif value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValueError(f"a budget error's {name!r} must be an integer, a decimal string or null")
+            setattr(self, name, value)
 
 
 _KINDS["error"] = LlmError

@@ -13,21 +13,25 @@ Retry (the same request, the same provider, after a backoff):
 - ``provider`` and ``error`` (no more specific class) are retried only when the error is marked
   retryable (a dialect knows, as Cohere's 499 or Gemini's retryable ``finishReason``).
 - Whatever the kind, an error marked ``retryable=False`` is not retried (Cohere's 501 ``ServerError``).
-- ``first_byte_timeout`` (a silent upstream) and ``total_timeout`` (too slow as a whole) are not retried
+- ``first_byte_timeout`` (a silent upstream), ``first_event_timeout`` (a stream with no event in time,
+  ``Fallback(first_event_timeout=...)``) and ``total_timeout`` (too slow as a whole) are not retried
   on the same provider: move on. ``content_filter`` is never retried. ``quota_exceeded``, ``auth`` and
   ``missing_api_key`` do not heal by waiting. ``context_length`` only moves to a model with a bigger
   window (``FAIL_OVER_TO_BIGGER_WINDOW``). ``invalid_request``, ``model_not_found``, ``unsupported`` and
   ``config`` need the request or the configuration fixed; ``protocol`` and ``local_crash`` are not
   retryable as such (``ProtocolError.retryable`` and ``LocalModelCrash.retryable`` are false);
-  ``all_attempts_failed`` already spent its retries.
+  ``all_attempts_failed`` already spent its retries. ``budget_exceeded`` (a usage budget of
+  ``llmrelay.metering``) does not refill in a backoff's time.
 
 Fail over (the next candidate of a ``Fallback``, before the first event reached the caller):
 
 - everything ``should_retry`` retries;
 - ``quota_exceeded``, ``auth`` and ``missing_api_key`` (that provider's account or key), the
-  ``first_byte_timeout`` and ``total_timeout`` of a slow provider, ``model_not_found`` (each candidate
-  names its own model), ``unsupported`` (another provider may have the capability), ``protocol`` (that
-  provider answered garbage), ``local_crash``, and ``all_attempts_failed`` (a nested fallback ran out);
+  ``first_byte_timeout``, ``first_event_timeout`` and ``total_timeout`` of a slow provider,
+  ``model_not_found`` (each candidate names its own model), ``unsupported`` (another provider may have
+  the capability), ``protocol`` (that provider answered garbage), ``local_crash``,
+  ``all_attempts_failed`` (a nested fallback ran out) and ``budget_exceeded`` (nothing was sent;
+  another provider may have budget left);
 - not ``invalid_request`` or ``config`` (the same request fails everywhere), not ``content_filter``
   (moving a refused prompt to another provider is the caller's choice, configured), not
   ``context_length`` (only to a bigger window: ``FAIL_OVER_TO_BIGGER_WINDOW``).
@@ -66,6 +70,7 @@ what the dialect said: ``provider`` and ``error`` are retryable only when marked
 NOT_RETRIED: frozenset[str] = frozenset(
     {
         "first_byte_timeout",
+        "first_event_timeout",
         "total_timeout",
         "content_filter",
         "quota_exceeded",
@@ -79,6 +84,7 @@ NOT_RETRIED: frozenset[str] = frozenset(
         "protocol",
         "local_crash",
         "all_attempts_failed",
+        "budget_exceeded",
     }
 )
 """Kinds never retried on the same provider, whatever the error says."""
@@ -92,6 +98,7 @@ FAIL_OVER_ON: frozenset[str] = frozenset(
         "timeout",
         "connect_timeout",
         "first_byte_timeout",
+        "first_event_timeout",
         "idle_timeout",
         "total_timeout",
         "quota_exceeded",
@@ -102,6 +109,7 @@ FAIL_OVER_ON: frozenset[str] = frozenset(
         "protocol",
         "local_crash",
         "all_attempts_failed",
+        "budget_exceeded",
     }
 )
 """Kinds that move a fallback on to its next candidate (as does anything ``should_retry`` retries)."""

@@ -61,7 +61,7 @@ def amounts_for(buckets: Sequence[BucketSpec], cost: Mapping[str, float]) -> tup
     """What each bucket takes for ``cost``: its resource's amount capped at its limit; a slot for a
     concurrency bucket."""
     return tuple(
-        1.0 if b.kind == "concurrency" else min(max(float(cost.get(b.resource, 0.0)), 0.0), b.limit) for b in buckets
+        [1.0 if b.kind == "concurrency" else min(max(float(cost.get(b.resource, 0.0)), 0.0), b.limit) for b in buckets]
     )
 
 

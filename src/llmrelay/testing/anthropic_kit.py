@@ -174,6 +174,31 @@ class AnthropicKit:
         }
         return Reply.raw(_dumps(body).encode(), status=402, headers={"request-id": "req_kit"})
 
+    def stream_error(self, *, after_text: str | None = None) -> Reply:
+        # https://platform.claude.com/docs/en/build-with-claude/streaming#error-events: ``overloaded_error``.
+        events: list[dict[str, Any]] = [
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_kit",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": _MODEL,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": _usage(10, 1),
+                },
+            }
+        ]
+        if after_text:
+            events.append({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+            events.append(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": after_text}}
+            )
+        events.append({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+        return sse_events(events)
+
     def sent_messages(self, request: SeenRequest) -> list[Mapping[str, Any]]:
         return list(request.json["messages"])
 

@@ -135,6 +135,14 @@ class CohereKit:
         }
         return Reply(status=402, chunks=(_json(body).encode(),), content_type="application/json")
 
+    def stream_error(self, *, after_text: str | None = None) -> Reply:
+        # A generation that fails: ``message-end`` with ``finish_reason`` ``ERROR`` and the error message.
+        events: list[dict[str, Any]] = [_start()]
+        if after_text:
+            events += _block(0, "text", [after_text])[:2]
+        events.append({"type": "message-end", "delta": {"finish_reason": "ERROR", "error": "internal server error"}})
+        return Reply(chunks=tuple(_event(p) for p in events), content_type="text/event-stream")
+
     def sent_messages(self, request: SeenRequest) -> list[Mapping[str, Any]]:
         return list(request.json["messages"])
 

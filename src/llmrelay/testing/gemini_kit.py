@@ -187,6 +187,18 @@ class GeminiKit:
         }
         return _body({"error": error}, status=429)
 
+    def stream_error(self, *, after_text: str | None = None) -> Reply:
+        # As the API does when the model becomes overloaded mid-stream: the error object, pretty-printed and
+        # not SSE-framed, after the events (the ``gemini_stream_midstream_error_503`` transcript).
+        frames: list[bytes] = []
+        if after_text:
+            chunk = _response([{"text": after_text}], None, {"promptTokenCount": 10, "totalTokenCount": 10})
+            del chunk["candidates"][0]["index"]
+            frames.append(f"data: {json.dumps(chunk, ensure_ascii=False, separators=(',', ': '))}\r\n\r\n".encode())
+        error = {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}
+        frames.append((json.dumps({"error": error}, indent=2) + "\n").encode())
+        return Reply(chunks=tuple(frames), content_type="text/event-stream")
+
     def sent_messages(self, request: SeenRequest) -> list[Mapping[str, Any]]:
         return list(request.json["contents"])
 

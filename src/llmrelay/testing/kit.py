@@ -54,6 +54,11 @@ class DialectKit(Protocol):
         """The provider's quota-exhausted / billing error response."""
         ...
 
+    def stream_error(self, *, after_text: str | None = None) -> Reply:
+        """A 200 stream carrying the dialect's in-stream error event (the provider failed mid-generation),
+        as its first event or after the text ``after_text`` (see ``llmrelay.testing.faults``)."""
+        ...
+
     def sent_messages(self, request: SeenRequest) -> list[Mapping[str, Any]]:
         """The conversation turns in a request the provider sent, in the dialect's own shape."""
         ...

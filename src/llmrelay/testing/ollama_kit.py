@@ -125,6 +125,12 @@ class OllamaKit:
         )
         return Reply(status=402, chunks=(go_json({"error": message}),), content_type=_JSON)
 
+    def stream_error(self, *, after_text: str | None = None) -> Reply:
+        # docs/api/errors.mdx: an error after the stream began is a ``{"error": ...}`` line, status still 200.
+        lines = [go_json(_chunk({"content": after_text})) + b"\n"] if after_text else []
+        lines.append(go_json({"error": "an error was encountered while running the model: unexpected EOF"}) + b"\n")
+        return Reply(chunks=tuple(lines), content_type=_NDJSON)
+
     def sent_messages(self, request: SeenRequest) -> list[Mapping[str, Any]]:
         body = request.json
         if "messages" in body:

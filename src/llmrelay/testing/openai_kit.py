@@ -125,6 +125,15 @@ class OpenAIKit:
         }
         return Reply.json(body, status=429)
 
+    def stream_error(self, *, after_text: str | None = None) -> Reply:
+        # What OpenAI writes when generation fails after the 200: a data event with only ``error``.
+        chunks: list[Any] = [_chunk({"role": "assistant", "content": ""})]
+        if after_text:
+            chunks.append(_chunk({"content": after_text}))
+        message = "The server had an error while processing your request. Sorry about that!"
+        chunks.append({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
+        return Reply.sse(chunks)
+
     def sent_messages(self, request: SeenRequest) -> list[Mapping[str, Any]]:
         return list(request.json["messages"])
 

@@ -10,8 +10,9 @@ after N bytes, so tests exercise real sockets, real timeouts and real disconnect
         ...
         assert up.requests[0].json["model"] == "gpt-4o-mini"
 
-Replies are served in the order added; when the queue is empty the server answers 500 with a body that
-says so. ``route(path, reply_or_handler)`` pins replies to a path instead.
+Replies are served in the order added; when the queue is empty the server answers with ``always``'s reply
+if one was set, else 500 with a body that says so. ``route(path, reply_or_handler)`` pins replies to a
+path instead.
 """
 
 from __future__ import annotations
@@ -112,11 +113,19 @@ class FakeUpstream:
         self._port = port
         self._queue: deque[Reply | Handler] = deque()
         self._routes: dict[str, Reply | Handler] = {}
+        self._always: Reply | Handler | None = None
         self.requests: list[SeenRequest] = []
         self.disconnects = 0
         """How many responses the client abandoned before the server finished writing them."""
         self.completed = 0
+        """How many responses the server wrote to the end."""
+        self.cut = 0
+        """How many responses the server cut on purpose (``Reply.cut_after``)."""
+        self.in_flight = 0
+        """Requests being handled right now (a stalled or streaming response counts until it ends)."""
         self._disconnected = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -128,6 +137,11 @@ class FakeUpstream:
     def route(self, path: str, reply: Reply | Handler) -> Self:
         """Always answer ``path`` with this reply (or handler)."""
         self._routes[path] = reply
+        return self
+
+    def always(self, reply: Reply | Handler) -> Self:
+        """Answer every request that no route or queued reply claims with this reply (or handler)."""
+        self._always = reply
         return self
 
     def url(self, path: str = "") -> str:
@@ -142,10 +156,23 @@ class FakeUpstream:
             return False
         return True
 
+    async def wait_idle(self, within: float = 5.0) -> bool:
+        """Wait (at most ``within`` seconds) until no request is being handled: every response was written
+        to the end, cut, or abandoned by the client (the server notices a client that left at once, even
+        while it stalls)."""
+        try:
+            async with asyncio.timeout(within):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
     async def __aenter__(self) -> Self:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # handler_cancellation: a handler whose client disconnected is cancelled at once, as a real server
+        # stops generating, so a stalled reply counts as abandoned when the client leaves, not later.
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
@@ -162,6 +189,16 @@ class FakeUpstream:
             await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self._idle.set()
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         seen = SeenRequest(
             method=request.method,
@@ -172,6 +209,8 @@ class FakeUpstream:
         )
         self.requests.append(seen)
         script = self._routes.get(request.path)
+        if script is None and not self._queue:
+            script = self._always
         if script is None:
             if not self._queue:
                 return web.json_response(
@@ -184,8 +223,6 @@ class FakeUpstream:
         return await self._write(request, reply)
 
     async def _write(self, request: web.Request, reply: Reply) -> web.StreamResponse:
-        if reply.headers_delay:
-            await asyncio.sleep(reply.headers_delay)
         response = web.StreamResponse(status=reply.status, headers={"content-type": reply.content_type})
         for name, value in reply.headers.items():
             response.headers[name] = value
@@ -195,6 +232,8 @@ class FakeUpstream:
         else:
             response.enable_chunked_encoding()
         try:
+            if reply.headers_delay:
+                await asyncio.sleep(reply.headers_delay)
             await response.prepare(request)
             sent = 0
             for i, chunk in enumerate(reply.chunks):
@@ -205,6 +244,7 @@ class FakeUpstream:
                     await asyncio.sleep(0.01)
                     if request.transport is not None:
                         request.transport.abort()
+                    self.cut += 1
                     return response
                 await response.write(chunk)
                 sent += len(chunk)

@@ -30,11 +30,33 @@ __all__ = [
     "record",
     "response_with",
     "stream_of",
+    "with_model",
 ]
 
 T = TypeVar("T")
 Call = Callable[[Provider, ChatRequest], Awaitable[T]]
 """One attempt: ``call_chat`` or ``open_stream``."""
+
+
+_FIELDS: dict[type[ChatRequest], tuple[str, ...]] = {}
+
+
+def with_model(request: ChatRequest, model: str | None) -> ChatRequest:
+    """``dataclasses.replace(request, model=model)`` at under half its cost (a wrapper does it on every
+    call): ``request`` itself when it already asks for ``model``, else a copy of its fields with the new
+    model (already normalised by ``__post_init__`` when ``request`` was built, so copied as they are)."""
+    if request.model == model:
+        return request
+    cls = type(request)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.name != "model")
+    copy = object.__new__(cls)
+    put = object.__setattr__  # the class is frozen
+    for name in names:
+        put(copy, name, getattr(request, name))
+    put(copy, "model", model)
+    return copy
 
 
 async def call_chat(provider: Provider, request: ChatRequest) -> ChatResponse:

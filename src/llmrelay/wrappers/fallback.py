@@ -12,6 +12,14 @@ first batch that is only ``Done(error)``), closing the abandoned stream's connec
 a failure is the stream's typed error: no silent switch, no mixed text. One attempt loop (``_run``)
 serves ``chat`` and ``chat_stream``.
 
+``first_event_timeout`` (seconds, per candidate) bounds a stream's time to its commit point, the first
+batch of events (the same point ``Hedged``'s ``threshold`` measures): a candidate whose stream has not
+produced it in time is abandoned (its connection closed), recorded with a ``FirstEventTimeout``, and
+the next one is tried. It covers everything before that point: connecting, the response headers, and
+a stream that sends only keep-alive comments. For a nested wrapper (``Retrying``) it bounds the
+candidate as a whole, retries included. ``chat`` is not bounded by it (a whole reply takes as long as
+its answer is long): the provider's ``Timeouts`` bound each call.
+
 Failed attempts are on the reply (``ChatResponse.attempts``, ``stream.attempts``); when every candidate
 failed, ``AllAttemptsFailed`` carries them all (a nested wrapper's attempts flattened in), except that a
 single attempt's error is raised unchanged.
@@ -19,12 +27,12 @@ single attempt's error is raised unchanged.
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from .._errors import Attempt, LlmError
+from .._errors import Attempt, FirstEventTimeout, LlmError
 from .._policy import should_fail_over
 from .._provider import ChatStream, Provider
 from .._types import ChatRequest, ChatResponse
@@ -38,6 +46,7 @@ from ._attempt import (
     record,
     response_with,
     stream_of,
+    with_model,
 )
 
 __all__ = ["Candidate", "Fallback"]
@@ -55,13 +64,18 @@ class Fallback(OverCandidates):
         candidates: Sequence[Candidate],
         *,
         name: str = "fallback",
+        first_event_timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.candidates: tuple[tuple[Provider, str | None], ...] = bound(candidates)
         if not self.candidates:
             raise ValueError("a Fallback needs at least one candidate")
+        if first_event_timeout is not None and not first_event_timeout > 0:
+            raise ValueError(f"first_event_timeout must be positive seconds (or None), got {first_event_timeout}")
         self.name = name
         self.model = self.candidates[0][1]
+        self.first_event_timeout = first_event_timeout
+        """Seconds each candidate's stream has to produce its first batch of events (``None``: no limit)."""
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -75,7 +89,7 @@ class Fallback(OverCandidates):
             began = self._clock()
             tries += 1
             try:
-                return await call(provider, dataclasses.replace(request, model=model)), attempts
+                return await call(provider, with_model(request, model)), attempts
             except LlmError as error:
                 record(attempts, provider, model, error, self._clock() - began)
                 last = error
@@ -88,4 +102,21 @@ class Fallback(OverCandidates):
         return response_with(response, attempts)
 
     def chat_stream(self, request: ChatRequest) -> ChatStream:
-        return stream_of(lambda: self._run(request, open_stream), provider=self.name, model=self.model)
+        call = open_stream if self.first_event_timeout is None else self._open_in_time
+        return stream_of(lambda: self._run(request, call), provider=self.name, model=self.model)
+
+    async def _open_in_time(self, provider: Provider, request: ChatRequest) -> ChatStream:
+        """``open_stream`` within ``first_event_timeout``: when it runs out, the attempt is cancelled (which
+        closes its stream and connection) and ends in ``FirstEventTimeout``."""
+        limit = self.first_event_timeout
+        deadline = asyncio.timeout(limit)
+        try:
+            async with deadline:
+                return await open_stream(provider, request)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+        raise FirstEventTimeout(
+            f"no event from the stream within {limit}s (Fallback first_event_timeout); moved on",
+            provider=provider.name,
+        )

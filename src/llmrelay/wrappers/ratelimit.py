@@ -39,6 +39,9 @@ from ._attempt import PassThrough
 
 __all__ = ["RateLimited", "estimate_tokens"]
 
+_MAX_SCOPES = 1024
+"""The most scopes whose buckets one ``RateLimited`` keeps built (others are built per call)."""
+
 
 def estimate_tokens(request: ChatRequest, default_output_tokens: int = 1024) -> int:
     """An estimate (not a count) of the tokens ``request`` will use: characters / 4 of its text, plus
@@ -99,6 +102,9 @@ class RateLimited(Provider):
         self._lease_ttl = lease_ttl
         self._sleep = sleep
         self._clock = clock
+        self._specs: dict[str, tuple[BucketSpec, ...]] = {}
+        """Scope -> its buckets: they depend on nothing else (the limits are fixed here), so each scope's
+        are built once, not on every call."""
 
     def __repr__(self) -> str:
         rpm, tpm, conc = self._limits
@@ -113,20 +119,28 @@ class RateLimited(Provider):
     def buckets(self, request: ChatRequest) -> list[BucketSpec]:
         """The buckets a call of ``request`` draws on (``requests_per_minute`` etc. are per ``window``
         seconds, 60 by default)."""
+        return list(self._buckets_for(request))
+
+    def _buckets_for(self, request: ChatRequest) -> tuple[BucketSpec, ...]:
         scope = self.scope or f"{self.name}/{request.model or self.model}"
-        rpm, tpm, conc = self._limits
-        out: list[BucketSpec] = []
-        if rpm is not None:
-            out.append(BucketSpec(f"{{{scope}}}:requests", rpm, self._window, "requests"))
-        if tpm is not None:
-            out.append(BucketSpec(f"{{{scope}}}:tokens", tpm, self._window, "tokens", refundable=True))
-        if conc is not None:
-            out.append(BucketSpec(f"{{{scope}}}:concurrency", conc, self._lease_ttl, "slots", "concurrency"))
-        return out
+        specs = self._specs.get(scope)
+        if specs is None:
+            rpm, tpm, conc = self._limits
+            out: list[BucketSpec] = []
+            if rpm is not None:
+                out.append(BucketSpec(f"{{{scope}}}:requests", rpm, self._window, "requests"))
+            if tpm is not None:
+                out.append(BucketSpec(f"{{{scope}}}:tokens", tpm, self._window, "tokens", refundable=True))
+            if conc is not None:
+                out.append(BucketSpec(f"{{{scope}}}:concurrency", conc, self._lease_ttl, "slots", "concurrency"))
+            specs = tuple(out)
+            if len(self._specs) < _MAX_SCOPES:  # bounded: a caller naming a new model per request
+                self._specs[scope] = specs
+        return specs
 
     async def acquire(self, request: ChatRequest) -> Grant:
         """Wait (or fail) until the budget allows one call of ``request``; the grant to settle after."""
-        buckets = self.buckets(request)
+        buckets = self._buckets_for(request)
         cost = {"requests": 1.0, "tokens": float(estimate_tokens(request, self.default_output_tokens))}
         start = self._clock()
         while True:

@@ -17,8 +17,12 @@ from .decode import AnthropicStreamDecoder, decode_body, events_from_body
 from .encode import DEFAULT_MAX_TOKENS, encode_request
 from .errors import decode_error, error_from_payload
 from .maps import map_finish_reason, parse_usage
+from .serve_encode import AnthropicStreamEncoder
+from .server import AnthropicServer
 
 __all__ = [
+    "AnthropicServer",
+    "AnthropicStreamEncoder",
     "DEFAULT_MAX_TOKENS",
     "AnthropicDialect",
     "AnthropicStreamDecoder",

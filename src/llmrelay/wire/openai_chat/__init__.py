@@ -12,8 +12,12 @@ from .decode import OpenAIChatStreamDecoder, decode_body, events_from_body
 from .encode import encode_request
 from .errors import decode_error, error_from_payload
 from .maps import map_finish_reason, parse_usage
+from .serve_encode import OpenAIChatStreamEncoder
+from .server import OpenAIChatServer
 
 __all__ = [
+    "OpenAIChatServer",
+    "OpenAIChatStreamEncoder",
     "OpenAIChatDialect",
     "OpenAIChatStreamDecoder",
     "decode_body",

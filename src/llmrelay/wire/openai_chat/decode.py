@@ -183,11 +183,12 @@ def events_from_body(body: bytes) -> list[StreamEvent]:
         state.fail(error_from_payload(payload, body=body.decode("utf-8", "replace")))
         return state.take()
     choices = payload.get("choices")
-    choice = (
-        next((c for c in choices if isinstance(c, dict) and c.get("index", 0) == 0), None)
-        if isinstance(choices, list)
-        else None
-    )
+    if isinstance(choices, list) and choices and type(first := choices[0]) is dict and first.get("index", 0) == 0:
+        choice: dict[str, Any] | None = first  # the usual body: choice 0 first
+    elif isinstance(choices, list):
+        choice = next((c for c in choices if isinstance(c, dict) and c.get("index", 0) == 0), None)
+    else:
+        choice = None
     if choice is None:
         state.fail(ProtocolError("the response has no choices"))
         return state.take()

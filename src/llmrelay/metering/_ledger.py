@@ -1,0 +1,83 @@
+"""``UsageLedger``: the one interface a ledger store implements (memory, SQLite; PostgreSQL later).
+
+Every method is async, so a store over a network database fits as well as one over a file. Rows get
+their id from the store. ``reserve`` is the only method that decides anything, and it must be atomic:
+among concurrent callers (tasks, threads, and, for a shared store, processes) the check of every budget
+and the insertion of the hold happen as one step, so calls in flight never overspend together. A SQL
+store does it in one write transaction (SQLite ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-level
+advisory lock, or ``SERIALIZABLE``). ``settle`` records the row and drops the hold in one transaction,
+so the spend is never counted twice nor lost between the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from ._model import Budget, Hold, LedgerRow, Totals
+
+__all__ = ["UsageLedger"]
+
+
+class UsageLedger(Protocol):
+    """Rows of usage and cost, and the holds of calls in flight against budgets."""
+
+    async def record(self, row: LedgerRow) -> LedgerRow:
+        """Store ``row`` (its ``id`` is ignored) and return it with the id the store gave it."""
+        ...
+
+    async def rows(
+        self,
+        *,
+        since: datetime | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+        limit: int | None = None,
+    ) -> list[LedgerRow]:
+        """The rows at or after ``since`` that match every filter given, oldest first; with ``limit``,
+        the most recent ``limit`` of them."""
+        ...
+
+    async def totals(
+        self,
+        *,
+        since: datetime | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+    ) -> Totals:
+        """The sums of the rows ``rows`` would return (without a limit)."""
+        ...
+
+    async def reserve(
+        self,
+        budgets: Sequence[Budget],
+        *,
+        at: datetime,
+        provider: str,
+        model: str | None,
+        key: str | None,
+        tokens: int,
+        cost: Decimal | None,
+        currency: str = "USD",
+    ) -> Hold:
+        """Atomically check that a call of about ``tokens`` and ``cost`` fits every budget in ``budgets``
+        (their spend in the period of ``at`` plus the holds of calls in flight) and hold that much for it;
+        raise ``BudgetExceeded`` (for the first budget it would exceed) and hold nothing otherwise."""
+        ...
+
+    async def settle(self, hold: Hold | None, row: LedgerRow) -> LedgerRow:
+        """The call of ``hold`` ended: record ``row`` (whatever its outcome) and drop the hold, together.
+        ``hold=None`` is ``record(row)``."""
+        ...
+
+    async def release(self, hold: Hold) -> None:
+        """Drop ``hold`` and record nothing (a call that was never sent)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the store's resources (idempotent)."""
+        ...

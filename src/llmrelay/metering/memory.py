@@ -1,0 +1,122 @@
+"""``MemoryLedger``: the usage ledger in this process's memory (lost when it exits).
+
+Each method runs to its end without awaiting and under a lock, so ``reserve``'s check-and-hold is atomic
+among the tasks of an event loop and among threads. Holds expire after ``hold_ttl`` seconds like a shared
+store's (see ``SQLiteLedger``), so both behave alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, Totals, check, matches, totals_of
+
+__all__ = ["MemoryLedger"]
+
+
+class MemoryLedger:
+    """A ``UsageLedger`` in memory; see the module docstring."""
+
+    def __init__(self, *, hold_ttl: float = 3600.0, wall: Callable[[], float] = time.time) -> None:
+        self.hold_ttl = hold_ttl
+        self._wall = wall
+        self._rows: list[LedgerRow] = []
+        self._spend: dict[SpendKey, Spend] = {}
+        self._holds: dict[int, Hold] = {}
+        self._ids = itertools.count(1)
+        self._hold_ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MemoryLedger(rows={len(self._rows)}, holds={len(self._holds)})"
+
+    def _add(self, row: LedgerRow) -> LedgerRow:
+        row = dataclasses.replace(row, id=next(self._ids))
+        self._rows.append(row)
+        bucket = self._spend.setdefault(Spend.key_of(row), Spend())
+        bucket.tokens += row.total_tokens
+        if row.cost is not None:
+            bucket.cost += row.cost
+        return row
+
+    async def record(self, row: LedgerRow) -> LedgerRow:
+        with self._lock:
+            return self._add(row)
+
+    async def rows(
+        self,
+        *,
+        since: datetime | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+        limit: int | None = None,
+    ) -> list[LedgerRow]:
+        with self._lock:
+            found = [r for r in self._rows if matches(r, since=since, provider=provider, model=model, key=key)]
+        return found if limit is None else found[max(0, len(found) - limit) :]
+
+    async def totals(
+        self,
+        *,
+        since: datetime | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+    ) -> Totals:
+        return totals_of(await self.rows(since=since, provider=provider, model=model, key=key))
+
+    async def reserve(
+        self,
+        budgets: Sequence[Budget],
+        *,
+        at: datetime,
+        provider: str,
+        model: str | None,
+        key: str | None,
+        tokens: int,
+        cost: Decimal | None,
+        currency: str = "USD",
+    ) -> Hold:
+        with self._lock:
+            now = self._wall()
+            for hold_id in [i for i, h in self._holds.items() if h.expires <= now]:
+                del self._holds[hold_id]
+            holds = list(self._holds.values())
+            for budget in budgets:
+                error = check(
+                    budget,
+                    at,
+                    self._spend.items(),
+                    holds,
+                    provider=provider,
+                    model=model,
+                    key=key,
+                    tokens=tokens,
+                    cost=cost,
+                    currency=currency,
+                )
+                if error is not None:
+                    raise error
+            hold = Hold(next(self._hold_ids), provider, model, key, tokens, cost, currency, now + self.hold_ttl)
+            self._holds[hold.id] = hold
+            return hold
+
+    async def settle(self, hold: Hold | None, row: LedgerRow) -> LedgerRow:
+        with self._lock:
+            if hold is not None:
+                self._holds.pop(hold.id, None)
+            return self._add(row)
+
+    async def release(self, hold: Hold) -> None:
+        with self._lock:
+            self._holds.pop(hold.id, None)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the rows stay readable."""

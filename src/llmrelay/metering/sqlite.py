@@ -1,0 +1,402 @@
+"""``SQLiteLedger``: the usage ledger in a SQLite file, shared by every process that opens it.
+
+The standard library's ``sqlite3`` runs on one dedicated thread per ledger (one connection, used only
+there), so the event loop never blocks on the disk. The file is in WAL mode (readers do not block the
+writer) with ``synchronous=FULL`` (a committed row survives a power cut). Tables are created when
+missing; ``llmrelay_ledger_schema`` holds the schema version, and a file written by a newer llmrelay
+is refused with a ``ConfigError`` rather than misread.
+
+Rows are in the table ``ledger``. Costs are stored as decimal text and summed with ``Decimal``
+(SQLite's ``SUM`` would round through a float). Beside the rows, ``ledger_spend`` keeps the tokens and
+cost per UTC day, provider, model, key and currency, updated in the transaction that inserts the row,
+so a budget check reads a few buckets, not every row. ``reserve`` runs in one ``BEGIN IMMEDIATE``
+transaction (the file's write lock): among processes sharing the file, checks and holds are
+serialised, so together they never overspend. A process that dies with calls in flight leaves holds
+behind; they stop counting after ``hold_ttl`` seconds. Every call of the ledger is shielded from
+cancellation: once called, a write completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, Totals, check, totals_of, utc
+
+__all__ = ["SCHEMA_VERSION", "SQLiteLedger"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+"""The version of the tables this llmrelay writes (``llmrelay_ledger_schema.version``)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT,
+    requested_model TEXT,
+    key TEXT,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cache_read_tokens INTEGER,
+    cache_write_tokens INTEGER,
+    reasoning_tokens INTEGER,
+    cost TEXT,
+    currency TEXT NOT NULL,
+    cost_source TEXT NOT NULL,
+    cost_unknown TEXT,
+    outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'error', 'cancelled')),
+    error_kind TEXT,
+    elapsed_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_at ON ledger (at);
+CREATE TABLE IF NOT EXISTS ledger_spend (
+    day TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    requested_model TEXT NOT NULL,
+    key TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    tokens INTEGER NOT NULL,
+    cost TEXT NOT NULL,
+    PRIMARY KEY (day, provider, model, requested_model, key, currency)
+);
+CREATE TABLE IF NOT EXISTS ledger_holds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    provider TEXT NOT NULL,
+    model TEXT,
+    key TEXT,
+    tokens INTEGER NOT NULL,
+    cost TEXT,
+    currency TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+
+_COLUMNS = (
+    "id, at, provider, model, key, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
+    "reasoning_tokens, cost, currency, cost_source, cost_unknown, outcome, error_kind, elapsed_ms, attempts, "
+    "requested_model"
+)
+
+
+def _at_text(when: datetime) -> str:
+    """A fixed-width UTC text, so text order is time order."""
+    return utc(when).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _at_value(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _row_of(values: Sequence[Any]) -> LedgerRow:
+    (id_, at, provider, model, key, inp, out, cread, cwrite, reason, cost, currency, source, unknown, outcome,
+     kind, elapsed, attempts, requested) = values  # fmt: skip
+    return LedgerRow(
+        id=id_,
+        at=_at_value(at),
+        provider=provider,
+        model=model,
+        key=key,
+        input_tokens=inp,
+        output_tokens=out,
+        cache_read_tokens=cread,
+        cache_write_tokens=cwrite,
+        reasoning_tokens=reason,
+        cost=None if cost is None else Decimal(cost),
+        currency=currency,
+        cost_source=source,
+        cost_unknown=unknown,
+        outcome=outcome,
+        error_kind=kind,
+        elapsed_ms=elapsed,
+        attempts=attempts,
+        requested_model=requested,
+    )
+
+
+class SQLiteLedger:
+    """A ``UsageLedger`` in the SQLite file at ``path`` (created with its tables when missing); see the
+    module docstring."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        hold_ttl: float = 3600.0,
+        busy_timeout: float = 30.0,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.hold_ttl = hold_ttl
+        self.busy_timeout = busy_timeout
+        self._wall = wall
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SQLiteLedger({str(self.path)!r})"
+
+    # -- running on the ledger's thread --------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="llmrelay-ledger")
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, functools.partial(self._call, fn, *args))
+        # Shielded: a cancelled caller stops waiting, but the statement still runs to its end.
+        return await asyncio.shield(future)
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._conn is None:
+            self._conn = self._open()
+        return fn(self._conn, *args)
+
+    def _open(self) -> sqlite3.Connection:
+        from ..config._errors import ConfigError
+
+        if not self.path.parent.exists():
+            raise ConfigError(
+                f"the directory of the ledger file does not exist: create {str(self.path.parent)!r} first",
+                file=self.path,
+            )
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("CREATE TABLE IF NOT EXISTS llmrelay_ledger_schema (version INTEGER NOT NULL)")
+            found = conn.execute("SELECT MAX(version) FROM llmrelay_ledger_schema").fetchone()[0]
+            if found is None:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO llmrelay_ledger_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif found > SCHEMA_VERSION:
+                conn.execute("ROLLBACK")
+                raise ConfigError(
+                    f"the ledger's schema is version {found}, newer than this llmrelay's ({SCHEMA_VERSION}): "
+                    "upgrade llmrelay, or point the ledger at another file",
+                    file=self.path,
+                )
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, row: LedgerRow) -> LedgerRow:
+        cost = None if row.cost is None else str(row.cost)
+        cursor = conn.execute(
+            "INSERT INTO ledger (at, provider, model, key, input_tokens, output_tokens, cache_read_tokens,"
+            " cache_write_tokens, reasoning_tokens, cost, currency, cost_source, cost_unknown, outcome, error_kind,"
+            " elapsed_ms, attempts, requested_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                _at_text(row.at), row.provider, row.model, row.key, row.input_tokens, row.output_tokens,
+                row.cache_read_tokens, row.cache_write_tokens, row.reasoning_tokens, cost, row.currency,
+                row.cost_source, row.cost_unknown, row.outcome, row.error_kind, row.elapsed_ms, row.attempts,
+                row.requested_model,
+            ),
+        )  # fmt: skip
+        bucket = Spend.key_of(row)
+        found = conn.execute(
+            "SELECT tokens, cost FROM ledger_spend WHERE day = ? AND provider = ? AND model = ?"
+            " AND requested_model = ? AND key = ? AND currency = ?",
+            bucket,
+        ).fetchone()
+        tokens = row.total_tokens + (found[0] if found else 0)
+        total = (row.cost or Decimal(0)) + (Decimal(found[1]) if found else Decimal(0))
+        conn.execute(
+            "INSERT OR REPLACE INTO ledger_spend (day, provider, model, requested_model, key, currency, tokens, cost)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (*bucket, tokens, str(total)),
+        )
+        assert cursor.lastrowid is not None
+        return dataclasses.replace(row, id=cursor.lastrowid)
+
+    @staticmethod
+    def _write(conn: sqlite3.Connection, hold: Hold | None, row: LedgerRow) -> LedgerRow:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if hold is not None:
+                conn.execute("DELETE FROM ledger_holds WHERE id = ?", (hold.id,))
+            stored = SQLiteLedger._insert(conn, row)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return stored
+
+    @staticmethod
+    def _select(
+        conn: sqlite3.Connection,
+        since: datetime | None,
+        provider: str | None,
+        model: str | None,
+        key: str | None,
+        limit: int | None,
+    ) -> list[LedgerRow]:
+        where: list[str] = []
+        args: list[Any] = []
+        if since is not None:
+            where.append("at >= ?")
+            args.append(_at_text(since))
+        if provider is not None:
+            where.append("provider = ?")
+            args.append(provider)
+        if model is not None:
+            where.append("(model = ? OR requested_model = ?)")
+            args += [model, model]
+        if key is not None:
+            where.append("key = ?")
+            args.append(key)
+        sql = f"SELECT {_COLUMNS} FROM ledger"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY id"
+            args.append(max(0, limit))
+        else:
+            sql += " ORDER BY id"
+        return [_row_of(values) for values in conn.execute(sql, args)]
+
+    def _reserve(
+        self,
+        conn: sqlite3.Connection,
+        budgets: Sequence[Budget],
+        at: datetime,
+        provider: str,
+        model: str | None,
+        key: str | None,
+        tokens: int,
+        cost: Decimal | None,
+        currency: str,
+    ) -> Hold:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            now = self._wall()
+            conn.execute("DELETE FROM ledger_holds WHERE expires <= ?", (now,))
+            holds = [
+                Hold(i, p, m, k, t, None if c is None else Decimal(c), cur, exp)
+                for i, p, m, k, t, c, cur, exp in conn.execute(
+                    "SELECT id, provider, model, key, tokens, cost, currency, expires FROM ledger_holds"
+                )
+            ]
+            firsts = [b.window(at)[0] for b in budgets]
+            first = None if any(day is None for day in firsts) else min(d for d in firsts if d is not None)
+            spend: list[tuple[SpendKey, Spend]] = [
+                ((d, p, m, r, k, cur), Spend(t, Decimal(c)))
+                for d, p, m, r, k, cur, t, c in conn.execute(
+                    "SELECT day, provider, model, requested_model, key, currency, tokens, cost FROM ledger_spend"
+                    " WHERE day >= ?",
+                    (first or "",),
+                )
+            ]
+            for budget in budgets:
+                error = check(
+                    budget,
+                    at,
+                    spend,
+                    holds,
+                    provider=provider,
+                    model=model,
+                    key=key,
+                    tokens=tokens,
+                    cost=cost,
+                    currency=currency,
+                )
+                if error is not None:
+                    raise error
+            expires = now + self.hold_ttl
+            cursor = conn.execute(
+                "INSERT INTO ledger_holds (provider, model, key, tokens, cost, currency, expires)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (provider, model, key, tokens, None if cost is None else str(cost), currency, expires),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        assert cursor.lastrowid is not None
+        return Hold(cursor.lastrowid, provider, model, key, tokens, cost, currency, expires)
+
+    # -- the UsageLedger interface -------------------------------------------------------------------
+
+    async def record(self, row: LedgerRow) -> LedgerRow:
+        return await self._run(self._write, None, row)
+
+    async def rows(
+        self,
+        *,
+        since: datetime | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+        limit: int | None = None,
+    ) -> list[LedgerRow]:
+        return await self._run(self._select, since, provider, model, key, limit)
+
+    async def totals(
+        self,
+        *,
+        since: datetime | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+    ) -> Totals:
+        return totals_of(await self.rows(since=since, provider=provider, model=model, key=key))
+
+    async def reserve(
+        self,
+        budgets: Sequence[Budget],
+        *,
+        at: datetime,
+        provider: str,
+        model: str | None,
+        key: str | None,
+        tokens: int,
+        cost: Decimal | None,
+        currency: str = "USD",
+    ) -> Hold:
+        return await self._run(self._reserve, budgets, at, provider, model, key, tokens, cost, currency)
+
+    async def settle(self, hold: Hold | None, row: LedgerRow) -> LedgerRow:
+        return await self._run(self._write, hold, row)
+
+    async def release(self, hold: Hold) -> None:
+        def drop(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM ledger_holds WHERE id = ?", (hold.id,))
+
+        await self._run(drop)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        executor = self._executor
+        if executor is not None:
+
+            def close(conn: sqlite3.Connection | None = None) -> None:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+
+            await asyncio.shield(asyncio.get_running_loop().run_in_executor(executor, close))
+            executor.shutdown(wait=False)
+        self._closed = True
