@@ -31,8 +31,12 @@ class ProviderRegistry:
     loop that first uses it, so use one registry per event loop.
     """
 
-    def __init__(self, config: Config | None = None, *, transport: Transport | None = None) -> None:
+    def __init__(
+        self, config: Config | None = None, *, transport: Transport | None = None, metered: bool = True
+    ) -> None:
         self.config = config if config is not None else Config()
+        self.metered = metered
+        """Whether stacks get ``Metered`` from ``[budgets]``; the gateway meters each request itself."""
         self._lock = threading.RLock()
         self._registered: dict[str, RegisteredProvider] = {}
         self._built: dict[tuple[str, str | None], Provider] = {}

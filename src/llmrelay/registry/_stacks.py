@@ -5,7 +5,8 @@ A single model ``P/M`` is, from the inside out::
     bare provider (ProviderRegistry.get)
       -> RateLimited per matching [rate_limits] table: "P/M" innermost, then "P"   (each attempt is a request)
       -> Retrying with the [retry] policy (three attempts by default; max_attempts = 1: none)
-      -> Metered when there is a [budgets] table (one ledger row per call, its budgets checked before it)
+      -> Metered when there is a [budgets] table (one ledger row per call, its budgets checked before it),
+         unless the registry was built with metered=False (the gateway meters each request itself)
 
 A ``[fallbacks]`` name is a ``Fallback`` over its members, in order, each member its own stack (so each is
 retried by its own policy and checked against its own budgets before the next is tried) bound to its own
@@ -63,7 +64,8 @@ def build_stack(registry: ProviderRegistry, ref: ModelRef, resources: StackResou
     if ref.group == "fallback":
         return _fallback(registry, ref, resources)
     bare = registry.get(ref.provider, ref.model)
-    return _metered(with_retry(_limited(bare, ref, resources), config.retry), resources)
+    stack = with_retry(_limited(bare, ref, resources), config.retry)
+    return _metered(stack, resources) if registry.metered else stack
 
 
 def _limited(bare: Provider, ref: ModelRef, resources: StackResources) -> Provider:
@@ -136,7 +138,8 @@ def _router(registry: ProviderRegistry, ref: ModelRef, resources: StackResources
     for member_ref, spec in zip(_members(registry, ref, "routers"), router.deployments, strict=True):
         try:
             bare = registry.get(member_ref.provider, member_ref.model)
-            stack = _metered(_limited(bare, member_ref, resources), resources)
+            stack = _limited(bare, member_ref, resources)
+            stack = _metered(stack, resources) if registry.metered else stack
         except MissingApiKey as exc:
             stack = _Unavailable(member_ref, exc)
         deployments.append(
