@@ -21,6 +21,7 @@ from llmrelay import (
     Hedged,
     InvalidRequestError,
     Message,
+    NetworkError,
     OpenAIProvider,
     Provider,
     RateLimitError,
@@ -422,3 +423,24 @@ def test_dead_keys_and_retry_after_open_at_once() -> None:
     b = CircuitBreaker(min_requests=100, cooldown=30.0, clock=clock)
     b.failure(AllAttemptsFailed([]))  # no attempt to judge by: counted, not opened
     assert b.state == "closed"
+
+
+async def test_a_deployment_that_always_breaks_mid_stream_opens_its_breaker(
+    upstream: FakeUpstream, second: FakeUpstream
+) -> None:
+    from llmrelay.testing import faults
+
+    clock = Clock()
+    for _ in range(4):
+        upstream.add(faults.cut_mid_stream(OPENAI))
+    second.add(OPENAI.text("healthy", stream=True))
+    async with Router([openai(upstream), openai(second)], min_requests=4, error_ratio=0.5, clock=clock) as p:
+        for _ in range(2):  # each: a success at the commit point, then a failure after the first event
+            with pytest.raises(NetworkError):
+                async with p.chat_stream(REQ) as stream:
+                    async for _event in stream:
+                        pass
+        assert p.health()[0].state == "open"
+        async with p.chat_stream(REQ) as stream:
+            assert (await stream.until_done()).text == "healthy"
+    assert len(upstream.requests) == 2

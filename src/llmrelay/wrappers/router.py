@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, TypeVar
 
 from .._errors import AllAttemptsFailed, Attempt, LlmError
-from .._events import StreamEvent
+from .._events import Done, StreamEvent
 from .._policy import should_fail_over
 from .._provider import Capabilities, ChatStream, ModelInfo, Provider
 from .._types import ChatRequest, ChatResponse
@@ -234,7 +234,9 @@ def _breaker(d: Deployment) -> CircuitBreaker:
 
 class _InFlight(PassThrough):
     """An entered stream passed through unchanged, counted in its deployment's ``in_flight`` until it ends
-    or is closed."""
+    or is closed. A stream that fails after its first event (a ``Done`` with an error the deployment is to
+    blame for) also counts a failure on its breaker: the commit point counted a success, so a deployment
+    that always breaks mid-stream reaches the error ratio and opens instead of staying healthy forever."""
 
     __slots__ = ("_deployment",)
 
@@ -251,6 +253,10 @@ class _InFlight(PassThrough):
         batch = await self._inner.read()
         if not batch:
             self._release()
+        elif type(batch[-1]) is Done and self._deployment is not None:
+            error = batch[-1].error
+            if error is not None and should_fail_over(error):
+                _breaker(self._deployment).failure(error)
         return batch
 
     async def aclose(self) -> None:
