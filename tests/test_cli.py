@@ -419,6 +419,8 @@ async def test_sections_not_yet_in_effect_are_warned_about_never_silently_ignore
     for section in NOT_YET_IN_EFFECT:
         assert any(f"[{section}] is valid but not yet in effect" in line for line in warned), result.err
     assert "fallbacks" not in NOT_YET_IN_EFFECT and not any("[fallbacks]" in line for line in warned)
+    assert "deliberations" not in NOT_YET_IN_EFFECT and not any("[deliberations]" in line for line in warned)
+    assert "gateway" not in NOT_YET_IN_EFFECT and not any("[gateway]" in line for line in warned)  # llmrelay serve
     assert all(str(path) in line for line in warned)
     path.write_text('[providers.mine]\ntype = "local"\n')
     assert "not yet in effect" not in (await run(home, "config", "check")).err

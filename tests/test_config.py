@@ -12,7 +12,9 @@ from llmrelay import LlmRelayWarning, Timeouts
 from llmrelay.config import (
     Config,
     ConfigError,
+    DeliberationLimitsConfig,
     GatewayConfig,
+    ParticipantConfig,
     RateLimitConfig,
     RateLimitsConfig,
     RetryConfig,
@@ -102,13 +104,15 @@ def parse_error(text: str) -> str:
 
 def test_every_section_parses_to_typed_values(tmp_path: Path) -> None:
     from llmrelay import LlmRelayWarning
+    from llmrelay.config._schema import NOT_YET_IN_EFFECT
 
-    with pytest.warns(LlmRelayWarning, match="not yet in effect") as caught:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         config = read_config(write(tmp_path / "llmrelay.toml", FULL))
-    assert sorted(str(w.message).split("[")[1].split("]")[0] for w in caught) == [
-        "deliberations",
-        "gateway",
-    ]
+    warned = [str(w.message) for w in caught if issubclass(w.category, LlmRelayWarning)]
+    sections = sorted(m.split("[")[1].split("]")[0] for m in warned if "not yet in effect" in m)
+    assert sections == sorted(s for s in NOT_YET_IN_EFFECT if s in ("deliberations", "gateway"))
+    assert "deliberations" not in sections  # `llmrelay deliberate --name NAME` runs them
     assert config.path == tmp_path / "llmrelay.toml"
     assert config.default == "fast"
     assert list(config.providers) == ["groq", "work", "mine"]
@@ -131,8 +135,10 @@ def test_every_section_parses_to_typed_values(tmp_path: Path) -> None:
         limits={"openai": RateLimitConfig(requests_per_minute=500, tokens_per_minute=200000, max_concurrency=16)},
     )
     review = config.deliberations["review"]
-    assert review.models == ("openai/gpt-4o-mini", "anthropic/claude-haiku-4-5")
-    assert (review.judge, review.rounds) == ("openai/gpt-4o", 2)
+    assert review.models == ("openai/gpt-4o-mini", "anthropic/claude-haiku-4-5")  # the short form
+    assert [p.name for p in review.participants] == ["gpt-4o-mini", "claude-haiku-4-5"]
+    assert review.chair == ParticipantConfig("chair", ("openai/gpt-4o",))  # "judge" is the older name
+    assert review.rounds == 2 and review.strategy is None and review.limits == DeliberationLimitsConfig()
     assert config.gateway == GatewayConfig(host="0.0.0.0", port=8080, api_key_env="GATEWAY_KEY", expose=("fast",))
 
 
@@ -236,7 +242,39 @@ def test_invalid_toml_names_the_file_and_line(tmp_path: Path) -> None:
         ),
         ("[rate_limits.openai]\nmax_concurrency = 1.5", "rate_limits.openai.max_concurrency: expected an integer"),
         ("[rate_limits.openai]\nrpm = 5", "rate_limits.openai.rpm: unknown key"),
-        ("[deliberations.r]\nrounds = 2", "deliberations.r.models: missing; expected a list of model strings"),
+        ("[deliberations.r]\nrounds = 2", "deliberations.r.participants: missing; expected a list of NAME=MODEL"),
+        ('[deliberations.r]\nparticipants = ["a"]', "deliberations.r.participants[0]: expected NAME=MODEL"),
+        (
+            '[deliberations.r]\nparticipants = [{ name = "a" }]',
+            "deliberations.r.participants[0].model: missing; expected a model string",
+        ),
+        (
+            '[deliberations.r]\nparticipants = ["a=x/m", { name = "a", model = "y/m" }]',
+            "deliberations.r.participants[1].name: the name 'a' is used twice",
+        ),
+        (
+            '[deliberations.r]\nparticipants = ["a=x/m"]\nstrategy = "rounds"',
+            "deliberations.r.chair: strategy 'rounds' needs a chair",
+        ),
+        ('[deliberations.r]\nparticipants = ["a=x/m"]\nstrategy = "vote"', "deliberations.r.strategy: expected one of"),
+        ('[deliberations.r]\nparticipants = ["a=x/m"]\nagreement = 2', "deliberations.r.agreement: expected a share"),
+        (
+            '[deliberations.r]\nparticipants = ["a=x/m"]\nlimits = { max_cost = 0 }',
+            "deliberations.r.limits.max_cost: expected a positive amount",
+        ),
+        (
+            '[deliberations.r]\nparticipants = ["a=x/m", "b=x/m"]\nlimits = { max_calls = 1 }',
+            "deliberations.r.limits.max_calls: 1 is fewer than the 2 calls of the first round",
+        ),
+        (
+            '[deliberations.r]\nparticipants = ["a=x/m"]\nlimits = { calls = 1 }',
+            "deliberations.r.limits.calls: unknown",
+        ),
+        (
+            '[deliberations.r]\nparticipants = ["a=x/m"]\nchair = "x/m"\njudge = "x/m"',
+            "deliberations.r.judge: give either chair or judge",
+        ),
+        ('[deliberations.r]\nparticipants = ["a=x/m"]\nanswer_pattern = "("', "deliberations.r.answer_pattern: does"),
         ("[gateway]\nport = 70000", "gateway.port: expected an integer between 0 and 65535, got 70000"),
         ('[gateway]\nhots = "x"', "gateway.hots: unknown key (did you mean 'host'?)"),
     ],

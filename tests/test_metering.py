@@ -42,6 +42,7 @@ from llmrelay.metering import (
     LedgerRow,
     MemoryLedger,
     Metered,
+    PostgresLedger,
     SQLiteLedger,
     UsageLedger,
     open_ledger,
@@ -456,8 +457,9 @@ def test_ledger_urls() -> None:
     assert isinstance(relative, SQLiteLedger) and relative.path == Path("data/ledger.db")
     absolute = open_ledger("sqlite:////var/lib/llmrelay/ledger.db")
     assert isinstance(absolute, SQLiteLedger) and absolute.path == Path("/var/lib/llmrelay/ledger.db")
-    with pytest.raises(ConfigError, match="PostgreSQL ledger comes with the llmrelay gateway"):
-        open_ledger("postgresql://user@db/llmrelay")
+    postgres = open_ledger("postgresql://user:pw@db/llmrelay")
+    assert isinstance(postgres, PostgresLedger) and "pw" not in repr(postgres)
+    assert isinstance(open_ledger("postgres://db/llmrelay"), PostgresLedger)
     for bad, why in [
         ("redis://localhost", "unknown ledger URL"),
         ("sqlite://ledger.db", "three slashes"),

@@ -5,9 +5,13 @@
     llmrelay chat "Why is the sky blue?"            # streams the answer; -m PROVIDER/MODEL to choose
     echo "some text" | llmrelay chat "Summarise:"   # stdin is appended to the prompt
     llmrelay chat --json "Hi"                       # one JSON object per stream event, per line
+    llmrelay deliberate "Is 1001 prime?"            # several models (or personas) discuss it in rounds
     llmrelay models                                 # configured providers and models, with capabilities
     llmrelay providers                              # dialects and endpoint rows, and which keys are set
     llmrelay config check | show | init
+    llmrelay serve --port 8787                      # the gateway: OpenAI, Anthropic and native routes
+    llmrelay keys create NAME | list | revoke NAME  # the gateway's keys (the secret is printed once)
+    llmrelay usage --by key|model|day               # the usage ledger, summed
 
 Start-up imports only ``argparse``; each command imports what it needs when it runs, so ``--help`` is fast.
 Every failure is one line on stderr saying what to do next, and the exit code says what kind it was:
@@ -97,6 +101,20 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--no-stream", action="store_true", dest="no_stream", help="wait for the whole answer")
     chat.set_defaults(handler="chat")
 
+    from ._deliberate import add_parser as add_deliberate
+
+    add_deliberate(sub, common)
+
+    from ._serve import add_parser as add_serve
+
+    add_serve(sub, common)
+
+    from ._keys import add_parser as add_keys
+    from ._usage import add_parser as add_usage
+
+    add_keys(sub, common)
+    add_usage(sub, common)
+
     models = sub.add_parser("models", parents=[common], help="configured providers and models, with capabilities")
     models.add_argument("--remote", action="store_true", help="also ask each provider for its model list")
     models.set_defaults(handler="models")
@@ -122,6 +140,22 @@ def _run(handler: str, args: argparse.Namespace) -> int:
         from ._chat import run_chat
 
         return run_chat(args)
+    if handler == "deliberate":
+        from ._deliberate import run_deliberate
+
+        return run_deliberate(args)
+    if handler == "serve":
+        from ._serve import run_serve
+
+        return run_serve(args)
+    if handler.startswith("keys_"):
+        from ._keys import run_keys
+
+        return run_keys(handler, args)
+    if handler == "usage":
+        from ._usage import run_usage
+
+        return run_usage(args)
     if handler in ("models", "providers"):
         from ._info import run_models, run_providers
 

@@ -14,6 +14,8 @@ from ..config import (
     CONFIG_NAME,
     Config,
     ConfigError,
+    DeliberationConfig,
+    ParticipantConfig,
     RetryConfig,
     find_config,
     looks_secret,
@@ -192,19 +194,20 @@ def render_toml(config: Config) -> str:
         lines += ["", "[aliases]", *(f"{_key(k)} = {_value(v)}" for k, v in config.aliases.items())]
     lines += _resilience_lines(config)
     for name, deliberation in config.deliberations.items():
-        lines += ["", f"[deliberations.{_key(name)}]", f"models = {_value(list(deliberation.models))}"]
-        if deliberation.judge is not None:
-            lines.append(f"judge = {_value(deliberation.judge)}")
-        lines.append(f"rounds = {deliberation.rounds}")
-        if deliberation.system is not None:
-            lines.append(f"system = {_value(deliberation.system)}")
+        lines += ["", f"[deliberations.{_key(name)}]", *_deliberation_lines(deliberation)]
     if config.gateway is not None:
         g = config.gateway
-        lines += ["", "[gateway]", f"host = {_value(g.host)}", f"port = {g.port}"]
+        lines += ["", "[gateway]", f"host = {_value(g.host)}", f"port = {g.port}", f"workers = {g.workers}"]
         if g.api_key_env is not None:
             lines.append(f"api_key_env = {_value(g.api_key_env)}")
+        for name in ("keys", "ledger"):
+            url = getattr(g, name)
+            lines.append(f"{name} = {_value(_redacted_url(url))}" if url else f"# {name}: the user data directory")
         if g.expose:
             lines.append(f"expose = {_value(list(g.expose))}")
+        lines.append(f"allow_public_without_keys = {'true' if g.allow_public_without_keys else 'false'}")
+        lines += [f"max_body_bytes = {g.max_body_bytes}", f"max_messages = {g.max_messages}"]
+        lines.append(f"drain_timeout = {_value(g.drain_timeout)}")
     if not config.providers:
         env = [name for name, _ in ENV_DEFAULTS if _env_key(name)]
         lines += ["", f"# providers with a key in the environment: {', '.join(env) or 'none'}"]
@@ -255,6 +258,35 @@ def _resilience_lines(config: Config) -> list[str]:
             if amount is not None:
                 lines.append(f"{field} = {_value(str(amount))}")
         lines.append(f"currency = {_value(price.currency)}")
+    return lines
+
+
+def _participant(entry: ParticipantConfig) -> str | dict[str, Any]:
+    """``"NAME=MODEL"`` when that says it all, else the table form."""
+    if len(entry.models) == 1 and entry.persona is None and entry.max_tokens is None:
+        return f"{entry.name}={entry.models[0]}"
+    table: dict[str, Any] = {"name": entry.name, "model": entry.models[0] if len(entry.models) == 1 else entry.models}
+    if entry.persona is not None:
+        table["persona"] = entry.persona
+    if entry.max_tokens is not None:
+        table["max_tokens"] = entry.max_tokens
+    return table
+
+
+def _deliberation_lines(d: DeliberationConfig) -> list[str]:
+    """One ``[deliberations.NAME]`` table's lines, in the form it reloads from."""
+    lines = ["participants = [", *(f"    {_value(_participant(p))}," for p in d.participants), "]"]
+    lines += _fields(d, ("strategy", "mode", "rounds"))
+    if d.chair is not None:
+        chair = d.chair
+        plain = chair.name == "chair" and len(chair.models) == 1 and chair.persona is None and chair.max_tokens is None
+        lines.append(f"chair = {_value(chair.models[0] if plain else _participant(chair))}")
+    lines += _fields(d, ("aggregate", "agreement", "max_tokens", "temperature", "system", "answer_pattern"))
+    lines += _fields(d, ("stop_on_failure",))
+    limits = {n: getattr(d.limits, n) for n in ("max_tokens", "max_cost", "max_calls", "deadline")}
+    limits = {n: v for n, v in limits.items() if v is not None}
+    if limits:
+        lines.append(f"limits = {_value(limits)}")
     return lines
 
 

@@ -6,6 +6,7 @@ See ``_schema`` for the file's sections and ``_load`` for where it is looked for
 from __future__ import annotations
 
 from ._check import suggest
+from ._deliberations import DeliberationLimitsConfig, ParticipantConfig
 from ._errors import ConfigError
 from ._load import CONFIG_ENV, CONFIG_NAME, find_config, load_config, read_config, user_config_path
 from ._resilience import (
@@ -43,7 +44,9 @@ __all__ = [
     "Config",
     "ConfigError",
     "DeliberationConfig",
+    "DeliberationLimitsConfig",
     "GatewayConfig",
+    "ParticipantConfig",
     "ProviderConfig",
     "RateLimitConfig",
     "RetryConfig",

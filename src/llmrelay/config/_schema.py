@@ -34,12 +34,13 @@ The sections::
     # [fallbacks.NAME] tables (first_event_timeout, hedge_after), [routers], [rate_limits], [budgets]
     # and [prices]: see ``config._resilience``.
 
-    [deliberations.NAME]                      # multi-model rounds (deliberation issue)
-    models = ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"]
-    judge = "openai/gpt-4o"
+    [deliberations.NAME]                      # a named deliberation: `llmrelay deliberate --name NAME`
+    participants = ["skeptic=openai/gpt-4o-mini", "builder=anthropic/claude-haiku-4-5"]
+    strategy = "debate"                       # see ``config._deliberations`` for every key
+    chair = "openai/gpt-4o"
     rounds = 2
 
-    [gateway]                                 # the HTTP gateway (gateway issue)
+    [gateway]                                 # `llmrelay serve`: see ``config._gateway`` for every key
     host = "127.0.0.1"
     port = 8787
     api_key_env = "LLMRELAY_GATEWAY_KEY"
@@ -60,6 +61,8 @@ from .._provider import LlmRelayWarning
 from .._transport import Timeouts
 from ._check import Checker
 from ._check import opt as _opt
+from ._deliberations import DeliberationConfig, parse_deliberations
+from ._gateway import GatewayConfig, parse_gateway
 from ._resilience import (
     BudgetsConfig,
     FallbackConfig,
@@ -134,28 +137,6 @@ class RetryConfig:
     """Seconds; also caps a ``Retry-After`` wait."""
     deadline: float | None = None
     """Seconds from the first attempt after which no retry starts; ``None``: no deadline."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeliberationConfig:
-    """One ``[deliberations.NAME]`` table: models that answer in rounds, and who judges."""
-
-    models: tuple[str, ...]
-    judge: str | None = None
-    rounds: int = 1
-    system: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayConfig:
-    """The ``[gateway]`` table."""
-
-    host: str = "127.0.0.1"
-    port: int = 8787
-    api_key_env: str | None = None
-    """Clients must present the key held in this variable; ``None`` means no client auth."""
-    expose: tuple[str, ...] = ()
-    """Model strings or aliases the gateway serves; empty means every configured one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,43 +337,7 @@ def _retry(c: Checker, raw: object) -> RetryConfig:
     return config
 
 
-def _deliberations(c: Checker, raw: object) -> dict[str, DeliberationConfig]:
-    known = ("models", "judge", "rounds", "system")
-    out: dict[str, DeliberationConfig] = {}
-    for name, value in c.table(raw, "deliberations").items():
-        key = f"deliberations.{name}"
-        table = c.table(value, key)
-        c.keys(table, key, known)
-        if "models" not in table:
-            raise c.fail(f"{key}.models", "missing; expected a list of model strings")
-        out[name] = DeliberationConfig(
-            models=tuple(
-                c.model_string(m, f"{key}.models[{i}]")
-                for i, m in enumerate(c.strings(table["models"], f"{key}.models", nonempty=True))
-            ),
-            judge=_opt(table, "judge", c.model_string, key),
-            rounds=_opt(table, "rounds", lambda v, k: c.integer(v, k, maximum=100), key) or 1,
-            system=_opt(table, "system", c.string, key),
-        )
-    return out
-
-
-def _gateway(c: Checker, raw: object) -> GatewayConfig:
-    known = ("host", "port", "api_key_env", "expose")
-    table = c.table(raw, "gateway")
-    c.keys(table, "gateway", known)
-    return GatewayConfig(
-        host=_opt(table, "host", c.string, "gateway") or "127.0.0.1",
-        port=_opt(table, "port", lambda v, k: c.integer(v, k, minimum=0, maximum=65535), "gateway") or 8787,
-        api_key_env=_opt(table, "api_key_env", c.env_name, "gateway"),
-        expose=_opt(table, "expose", c.strings, "gateway") or (),
-    )
-
-
-NOT_YET_IN_EFFECT: Mapping[str, str] = {
-    "deliberations": "there is no deliberation command yet",
-    "gateway": "there is no `llmrelay serve` yet",
-}
+NOT_YET_IN_EFFECT: Mapping[str, str] = {}
 """Sections the file may hold and that are validated, but that no code reads yet (each goes when the work
 that implements it lands). Loading a file with one of them warns, so a configured limit never silently
 limits nothing."""
@@ -422,8 +367,8 @@ def parse_config(data: Mapping[str, Any], file: str | Path | None = None) -> Con
         rate_limits=parse_rate_limits(c, data["rate_limits"]) if "rate_limits" in data else RateLimitsConfig(),
         budgets=parse_budgets(c, data["budgets"]) if "budgets" in data else None,
         prices=parse_prices(c, data["prices"]) if "prices" in data else {},
-        deliberations=_deliberations(c, data["deliberations"]) if "deliberations" in data else {},
-        gateway=_gateway(c, data["gateway"]) if "gateway" in data else None,
+        deliberations=parse_deliberations(c, data["deliberations"]) if "deliberations" in data else {},
+        gateway=parse_gateway(c, data["gateway"]) if "gateway" in data else None,
     )
     _check_fallback_names(c, config)
     where = f"{path}: " if path else ""

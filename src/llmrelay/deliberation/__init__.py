@@ -13,6 +13,8 @@ The pieces, one concern each:
 - ``_turn``: one turn through a participant's provider chain, with partial text kept apart.
 - ``_runner``: ``deliberate(spec)`` drives a strategy as one async event stream (parallel turns as
   tasks, a bounded queue for backpressure, limits, deadline, cancellation).
+- ``_from_config``: ``from_config(question, DeliberationConfig)``, a ``[deliberations.NAME]`` table as a
+  ``Deliberation`` (``merge_config`` lays command-line options over one).
 - ``_events`` / ``_transcript``: the events (frozen dataclasses, tagged JSON via ``llmrelay._codec``) and
   the ``Transcript`` (Markdown, JSON that reloads equal).
 
@@ -50,6 +52,7 @@ from ._events import (
     TurnStarted,
     TurnStatus,
 )
+from ._from_config import from_config, merge_config
 from ._model import DEFAULT_ANSWER_PATTERN, Deliberation, Limits, Participant, StopReason
 from ._rounds import rounds
 from ._runner import STRATEGIES, DeliberationRun, deliberate, model_label, run_deliberation
@@ -92,6 +95,8 @@ __all__ = [
     "debate",
     "deliberate",
     "extract_answer",
+    "from_config",
+    "merge_config",
     "model_label",
     "normalise",
     "rounds",

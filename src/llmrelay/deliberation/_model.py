@@ -2,7 +2,7 @@
 
 Everything here is plain data, checked when it is built (a ``ConfigError`` keyed ``deliberation``,
 before any model is called): a strategy that needs a chair and has none, two participants with one name, a limit that is
-already spent (``max_calls=0``), an answer pattern that does not compile.
+already spent (``max_calls=0``, or fewer calls than the first round needs), an answer pattern that does not compile.
 
 A participant's ``model`` is a model string (resolved by ``ProviderRegistry.provider``, so it gets the
 configured stack: retries, a ``[fallbacks]`` chain, rate limits, budgets), a ``Provider`` used as it is,
@@ -191,6 +191,12 @@ class Deliberation:
             raise _invalid(f"strategy {self.strategy!r} needs rounds >= {minimum}, got {self.rounds}")
         if self.strategy == "council" and len(self.participants) < 2:
             raise _invalid("a council needs at least two participants (each ranks the others)")
+        first = len(self.participants) if self.mode == "parallel" else 1
+        if self.limits.max_calls is not None and self.limits.max_calls < first:
+            raise _invalid(
+                f"max_calls={self.limits.max_calls} is fewer than the {first} calls of the first round: the budget "
+                "is spent before anything could run"
+            )
         if self.agreement is not None and not 0 < self.agreement <= 1:
             raise _invalid(f"agreement must be in (0, 1] or None, got {self.agreement}")
         if self.max_tokens is not None and self.max_tokens < 1:

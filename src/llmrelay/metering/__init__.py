@@ -11,9 +11,9 @@ estimate against the budgets that apply (or raises ``BudgetExceeded``), and afte
     print(await ledger.totals(provider="openai"))
 
 Stores implement ``UsageLedger`` (all async; rows get an id from the store; ``reserve`` is atomic):
-``MemoryLedger`` (one process) and ``SQLiteLedger`` (a file shared by processes, with a schema version);
-``open_ledger(url)`` picks one from ``"memory"`` or ``"sqlite:///PATH"``. A PostgreSQL store comes with the
-gateway.
+``MemoryLedger`` (one process), ``SQLiteLedger`` (a file shared by processes, with a schema version) and
+``PostgresLedger`` (a database shared by replicas, written in batches; asyncpg, the ``gateway`` extra);
+``open_ledger(url)`` picks one from ``"memory"``, ``"sqlite:///PATH"`` or ``"postgresql://..."``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ._model import Budget, Hold, LedgerRow, Outcome, Period, Totals
 from ._open import open_ledger
 from .memory import MemoryLedger
 from .metered import Metered
+from .postgres import PG_SCHEMA_VERSION, PostgresLedger
 from .sqlite import SCHEMA_VERSION, SQLiteLedger
 
 __all__ = [
@@ -35,7 +36,9 @@ __all__ = [
     "MemoryLedger",
     "Metered",
     "Outcome",
+    "PG_SCHEMA_VERSION",
     "Period",
+    "PostgresLedger",
     "SQLiteLedger",
     "Totals",
     "UsageLedger",

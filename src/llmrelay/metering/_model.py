@@ -1,6 +1,6 @@
 """The ledger's values and the pure rules every store shares: rows, totals, budgets, holds, periods.
 
-Nothing here does I/O. A store (``MemoryLedger``, ``SQLiteLedger``, later PostgreSQL) keeps rows, the
+Nothing here does I/O. A store (``MemoryLedger``, ``SQLiteLedger``, ``PostgresLedger``) keeps rows, the
 spend per UTC day (``Spend``) and the holds of calls in flight; it asks ``Budget.applies`` which budgets a
 call or a row concerns, ``Budget.window`` which days count, and ``check`` whether a hold still fits.
 """
@@ -86,6 +86,14 @@ class LedgerRow:
     requested_model: str | None = None
     """The model asked for, when the meter knew it (an alias or an undated name): ``PROVIDER/MODEL``
     budgets match it as well as ``model``."""
+    route: str | None = None
+    """The gateway route the call came through (``/v1/chat/completions``, ``/api/chat``); ``None`` for a
+    call made through the library (``Metered(route=...)`` sets it)."""
+    status: int | None = None
+    """The HTTP status the gateway sent for the call (a stream that failed after its first byte: 200);
+    ``None`` when no status was sent (the client went away first) or the call did not come through it."""
+    ttft_ms: int | None = None
+    """Milliseconds from the start of a stream to its first event (``None``: not a stream, or no event)."""
 
     def __post_init__(self) -> None:
         if self.outcome not in ("ok", "error", "cancelled"):

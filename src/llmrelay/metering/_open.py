@@ -3,7 +3,8 @@
 - ``memory``: a ``MemoryLedger`` (this process only, gone when it exits);
 - ``sqlite:///PATH``: a ``SQLiteLedger`` at ``PATH``, relative to the working directory
   (``sqlite:///ledger.db``) or absolute with a fourth slash (``sqlite:////var/lib/llmrelay/ledger.db``);
-- ``postgresql://...``: comes with the gateway; until then a ``ConfigError`` says so.
+- ``postgresql://USER:PASSWORD@HOST:PORT/DB`` (or ``postgres://``): a ``PostgresLedger`` (asyncpg, the
+  ``gateway`` extra), shared by every process and host that opens it; it connects on first use.
 
 Anything else is a ``ConfigError`` naming the forms it accepts.
 """
@@ -18,7 +19,9 @@ from .sqlite import SQLiteLedger
 
 __all__ = ["open_ledger"]
 
-_FORMS = 'expected "memory" or "sqlite:///PATH" (e.g. sqlite:///llmrelay-ledger.db)'
+_FORMS = (
+    'expected "memory" or "sqlite:///PATH" (e.g. sqlite:///llmrelay-ledger.db), or postgresql://USER:PASSWORD@HOST/DB'
+)
 
 
 def open_ledger(url: str) -> UsageLedger:
@@ -34,10 +37,11 @@ def open_ledger(url: str) -> UsageLedger:
     scheme, sep, rest = text.partition("://")
     scheme = scheme.lower()
     if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
-        raise ConfigError(
-            "a PostgreSQL ledger comes with the llmrelay gateway and is not available yet; "
-            f"use a SQLite file meanwhile: {_FORMS}"
-        )
+        from .postgres import PostgresLedger
+
+        if not sep or not rest.strip("/"):
+            raise ConfigError(f"a PostgreSQL ledger URL needs a host or a database: {_FORMS}")
+        return PostgresLedger("postgresql://" + rest)
     if scheme == "sqlite" and sep:
         if not rest.startswith("/") or len(rest) < 2:
             raise ConfigError(f"a SQLite ledger URL needs three slashes and a path, got {text!r}; {_FORMS}")

@@ -19,6 +19,13 @@ A cost budget does not stop a call that cannot be priced (a self-hosted model, a
 ``None``, ``cost_unknown`` says why) is counted in ``Totals.unpriced``. Add a ``max_tokens`` budget, or a
 ``PriceOverride``, to cap such calls.
 
+For the gateway, ``Metered(..., route="/v1/chat/completions", status_of=...)`` also fills the row's
+``route``, ``status`` and ``ttft_ms``: ``ttft_ms`` is the time from the call's start to the first batch of
+events a stream delivered; ``status`` is 200 for a call that ended ``ok`` and for a stream that failed or
+was closed after delivering events (the client had its 200 by then), ``status_of(error)`` for a call that
+failed before that, and ``None`` for a call cancelled before it delivered anything (the client went away:
+no status was sent). Without ``status_of`` the status stays ``None``.
+
 Put the meter on each candidate (``Fallback([Metered(a, ...), Metered(b, ...)])``): a budget on ``a`` is
 checked before ``a`` is asked, and when it is spent the fallback sends the call to ``b``. A meter around a
 ``Fallback`` checks budgets against the fallback's own name (its rows still name who answered).
@@ -64,6 +71,8 @@ class Metered(Provider):
         key: str | None = None,
         clock: Callable[[], datetime] = _now,
         default_output_tokens: int = 1024,
+        route: str | None = None,
+        status_of: Callable[[BaseException], int | None] | None = None,
     ) -> None:
         self.inner = provider
         self.name = provider.name
@@ -73,6 +82,8 @@ class Metered(Provider):
         self.overrides = dict(overrides or {})
         self.key = key
         self.default_output_tokens = default_output_tokens
+        self.route = route
+        self.status_of = status_of
         self._clock = clock
         self._pending: set[asyncio.Future[Any]] = set()
         """Writes (and late reservations) in flight, kept alive until they end."""
@@ -181,7 +192,7 @@ class Metered(Provider):
 class _Call:
     """One metered call: its start, its hold, and the one row it ends with."""
 
-    __slots__ = ("at", "ended", "hold", "meter", "model", "started")
+    __slots__ = ("at", "ended", "first_event_ms", "hold", "meter", "model", "started")
 
     def __init__(self, meter: Metered, at: datetime, model: str | None) -> None:
         self.meter = meter
@@ -190,6 +201,12 @@ class _Call:
         self.hold: Hold | None = None
         self.started = time.perf_counter()
         self.ended = False
+        self.first_event_ms: int | None = None
+        """When a stream delivered its first events (ms after ``started``); ``None`` until then."""
+
+    def mark_first_event(self) -> None:
+        if self.first_event_ms is None:
+            self.first_event_ms = max(0, round((time.perf_counter() - self.started) * 1000))
 
     async def failed(self, exc: BaseException) -> None:
         """End with the row of ``exc``: an ``LlmError`` is an error of the last provider tried, anything
@@ -197,13 +214,15 @@ class _Call:
         if not isinstance(exc, Exception):
             await self.end("cancelled")
             return
+        status_of = self.meter.status_of
+        status = None if status_of is None or self.first_event_ms is not None else status_of(exc)
         provider, model, kind, attempts = None, None, type(exc).__name__, 0
         if isinstance(exc, AllAttemptsFailed) and exc.attempts:
             last = exc.attempts[-1]
             provider, model, kind, attempts = last.provider, last.model, last.error.kind, len(exc.attempts) - 1
         elif isinstance(exc, LlmError):
             kind = exc.kind
-        await self.end("error", provider=provider, model=model, error_kind=kind, attempts=attempts)
+        await self.end("error", provider=provider, model=model, error_kind=kind, attempts=attempts, status=status)
 
     async def end(
         self,
@@ -214,8 +233,10 @@ class _Call:
         model: str | None = None,
         error_kind: str | None = None,
         attempts: int = 0,
+        status: int | None = None,
     ) -> None:
-        """Write this call's row and drop its hold (once; shielded from cancellation)."""
+        """Write this call's row and drop its hold (once; shielded from cancellation). ``status`` is the
+        one an error maps to (``failed``); 200 is implied for ``ok`` and after a stream's first events."""
         if self.ended:
             return
         self.ended = True
@@ -223,6 +244,8 @@ class _Call:
         provider = provider or meter.name
         model = model or self.model
         cost = cost_of(usage, provider, model, when=self.at, overrides=meter.overrides, requested=self.model)
+        if meter.status_of is not None and (outcome == "ok" or self.first_event_ms is not None):
+            status = 200
         u = usage or Usage()
         row = LedgerRow(
             id=None,
@@ -244,6 +267,9 @@ class _Call:
             elapsed_ms=max(0, round((time.perf_counter() - self.started) * 1000)),
             attempts=attempts,
             requested_model=self.model,
+            route=meter.route,
+            status=status,
+            ttft_ms=self.first_event_ms,
         )
         writing = asyncio.ensure_future(meter.ledger.settle(self.hold, row))
         meter._pending.add(writing)
@@ -269,6 +295,8 @@ class _Recording(PassThrough):
         except Exception as exc:
             self._error = exc
             raise
+        if batch:
+            self._call.mark_first_event()
         if batch and type(batch[-1]) is Done:
             self._done = batch[-1]
         return batch

@@ -4,7 +4,9 @@ The standard library's ``sqlite3`` runs on one dedicated thread per ledger (one 
 there), so the event loop never blocks on the disk. The file is in WAL mode (readers do not block the
 writer) with ``synchronous=FULL`` (a committed row survives a power cut). Tables are created when
 missing; ``llmrelay_ledger_schema`` holds the schema version, and a file written by a newer llmrelay
-is refused with a ``ConfigError`` rather than misread.
+is refused with a ``ConfigError`` rather than misread. An older file is migrated when it is opened, in
+one transaction: version 1 -> 2 adds the gateway's columns ``route``, ``status`` and ``ttft_ms`` (``NULL``
+in the rows written before).
 
 Rows are in the table ``ledger``. Costs are stored as decimal text and summed with ``Decimal``
 (SQLite's ``SUM`` would round through a float). Beside the rows, ``ledger_spend`` keeps the tokens and
@@ -36,7 +38,7 @@ __all__ = ["SCHEMA_VERSION", "SQLiteLedger"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version of the tables this llmrelay writes (``llmrelay_ledger_schema.version``)."""
 
 _SCHEMA = """
@@ -59,7 +61,10 @@ CREATE TABLE IF NOT EXISTS ledger (
     outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'error', 'cancelled')),
     error_kind TEXT,
     elapsed_ms INTEGER NOT NULL,
-    attempts INTEGER NOT NULL
+    attempts INTEGER NOT NULL,
+    route TEXT,
+    status INTEGER,
+    ttft_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS ledger_at ON ledger (at);
 CREATE TABLE IF NOT EXISTS ledger_spend (
@@ -88,8 +93,17 @@ CREATE TABLE IF NOT EXISTS ledger_holds (
 _COLUMNS = (
     "id, at, provider, model, key, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
     "reasoning_tokens, cost, currency, cost_source, cost_unknown, outcome, error_kind, elapsed_ms, attempts, "
-    "requested_model"
+    "requested_model, route, status, ttft_ms"
 )
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # version -> the statements that take a file of that version to the next one
+    1: (
+        "ALTER TABLE ledger ADD COLUMN route TEXT",
+        "ALTER TABLE ledger ADD COLUMN status INTEGER",
+        "ALTER TABLE ledger ADD COLUMN ttft_ms INTEGER",
+    ),
+}
 
 
 def _at_text(when: datetime) -> str:
@@ -103,7 +117,7 @@ def _at_value(text: str) -> datetime:
 
 def _row_of(values: Sequence[Any]) -> LedgerRow:
     (id_, at, provider, model, key, inp, out, cread, cwrite, reason, cost, currency, source, unknown, outcome,
-     kind, elapsed, attempts, requested) = values  # fmt: skip
+     kind, elapsed, attempts, requested, route, status, ttft) = values  # fmt: skip
     return LedgerRow(
         id=id_,
         at=_at_value(at),
@@ -124,6 +138,9 @@ def _row_of(values: Sequence[Any]) -> LedgerRow:
         elapsed_ms=elapsed,
         attempts=attempts,
         requested_model=requested,
+        route=route,
+        status=status,
+        ttft_ms=ttft,
     )
 
 
@@ -169,7 +186,10 @@ class SQLiteLedger:
 
     def _open(self) -> sqlite3.Connection:
         from ..config._errors import ConfigError
+        from ..config._gateway import user_data_dir
 
+        if self.path.parent == user_data_dir():  # the default place: created on first use
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.parent.exists():
             raise ConfigError(
                 f"the directory of the ledger file does not exist: create {str(self.path.parent)!r} first",
@@ -186,6 +206,12 @@ class SQLiteLedger:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                conn.execute("INSERT INTO llmrelay_ledger_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif found < SCHEMA_VERSION:
+                for version in range(found, SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[version]:
+                        conn.execute(statement)
+                conn.execute("DELETE FROM llmrelay_ledger_schema")
                 conn.execute("INSERT INTO llmrelay_ledger_schema (version) VALUES (?)", (SCHEMA_VERSION,))
             elif found > SCHEMA_VERSION:
                 conn.execute("ROLLBACK")
@@ -207,12 +233,13 @@ class SQLiteLedger:
         cursor = conn.execute(
             "INSERT INTO ledger (at, provider, model, key, input_tokens, output_tokens, cache_read_tokens,"
             " cache_write_tokens, reasoning_tokens, cost, currency, cost_source, cost_unknown, outcome, error_kind,"
-            " elapsed_ms, attempts, requested_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " elapsed_ms, attempts, requested_model, route, status, ttft_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 _at_text(row.at), row.provider, row.model, row.key, row.input_tokens, row.output_tokens,
                 row.cache_read_tokens, row.cache_write_tokens, row.reasoning_tokens, cost, row.currency,
                 row.cost_source, row.cost_unknown, row.outcome, row.error_kind, row.elapsed_ms, row.attempts,
-                row.requested_model,
+                row.requested_model, row.route, row.status, row.ttft_ms,
             ),
         )  # fmt: skip
         bucket = Spend.key_of(row)
