@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -71,7 +72,9 @@ def test_a_tool_call_turn_that_says_stop_is_tool_calls(kit: Any, module: Any, ra
 def _openai_stop_with_calls(stream: bool) -> bytes:
     """A compatible server (vLLM, llama.cpp) that says ``stop`` after tool calls."""
     wire = _wire(OPENAI.tool_calls(CALLS, stream=stream))
-    return wire.replace(b'"finish_reason": "tool_calls"', b'"finish_reason": "stop"')
+    changed = re.sub(rb'"finish_reason":\s*"tool_calls"', b'"finish_reason": "stop"', wire)
+    assert changed != wire
+    return changed
 
 
 def test_an_openai_compatible_stop_after_tool_calls_is_tool_calls() -> None:

@@ -286,11 +286,12 @@ def test_cohere_a_bare_error_object_is_the_servers_error(wire: bytes, cls: type)
 )
 def test_raw_text_that_never_becomes_json_costs_linear_time(decoder: Callable[[], Any]) -> None:
     """800 KB of lines that each close a bracket but never make JSON: a bounded number of parse tries,
-    not one parse of the growing buffer per line (about 100 s before, for Gemini)."""
+    not one parse of the growing buffer per line (about 100 s before, for Gemini; well under a second now).
+    The bound is loose on purpose: it tells linear from quadratic on a loaded machine, it is no speed goal."""
     wire = b"{\n" + b"}x}\n" * 200_000
     started = time.perf_counter()
     done = feed_all(decoder, [wire])[-1]
-    assert time.perf_counter() - started < 2.0
+    assert time.perf_counter() - started < 15.0
     assert isinstance(done, Done) and isinstance(done.error, ProtocolError)
 
 

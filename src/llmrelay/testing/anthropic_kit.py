@@ -12,7 +12,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._events import ReasoningDelta, StreamEvent
 from .._provider import Provider
+from .._types import FinishReason
+from ..wire.anthropic.server import AnthropicServer
+from ._served import call_events, served, text_events
 from .kit import ToolCallSpec
 from .upstream import Reply, SeenRequest
 
@@ -33,6 +37,8 @@ _ERROR_TYPES = {
 }
 
 _MODEL = "test-model"
+_SERVER = AnthropicServer()
+_ID = "msg_kit"
 
 
 def _dumps(payload: Any) -> str:
@@ -119,42 +125,21 @@ class AnthropicKit:
 
     # --- DialectKit --------------------------------------------------------------------------------------
 
+    # Replies are what the gateway's Anthropic encoder writes (``testing._served``): one encoder for both.
+
     def text(self, text: str, *, stream: bool, usage: tuple[int, int] = (10, 5)) -> Reply:
-        if not stream:
-            return self._body([{"type": "text", "text": text}], "end_turn", usage)
-        return self._stream([self._text_block(text)], "end_turn", usage)
+        return served(_SERVER, text_events(text, FinishReason.STOP, usage), stream=stream, model=_MODEL, rid=_ID)
 
     def tool_calls(self, calls: Sequence[ToolCallSpec], *, stream: bool) -> Reply:
-        specs = [(cid or f"toolu_kit_{i}", name, dict(args)) for i, (cid, name, args) in enumerate(calls)]
-        if not stream:
-            content = [{"type": "tool_use", "id": cid, "name": name, "input": args} for cid, name, args in specs]
-            return self._body(content, "tool_use", (10, 5))
-        blocks = []
-        for cid, name, args in specs:
-            raw = json.dumps(args)
-            cut = len(raw) // 2
-            deltas = [{"type": "input_json_delta", "partial_json": p} for p in ("", raw[:cut], raw[cut:])]
-            blocks.append(({"type": "tool_use", "id": cid, "name": name, "input": {}}, deltas))
-        return self._stream(blocks, "tool_use", (10, 5))
+        return served(_SERVER, call_events(calls, "toolu_kit_"), stream=stream, model=_MODEL, rid=_ID)
 
     def reasoning(self, reasoning: str, text: str, *, stream: bool) -> Reply:
-        signature = "EqQBCgIYAhIMkitSignature=="
-        if not stream:
-            content = [
-                {"type": "thinking", "thinking": reasoning, "signature": signature},
-                {"type": "text", "text": text},
-            ]
-            return self._body(content, "end_turn", (10, 5))
-        thinking = (
-            {"type": "thinking", "thinking": "", "signature": ""},
-            [{"type": "thinking_delta", "thinking": reasoning}, {"type": "signature_delta", "signature": signature}],
-        )
-        return self._stream([thinking, self._text_block(text)], "end_turn", (10, 5))
+        thinking = ReasoningDelta(reasoning, signature="EqQBCgIYAhIMkitSignature==")
+        events: list[StreamEvent] = [thinking, *text_events(text, FinishReason.STOP, (10, 5))]
+        return served(_SERVER, events, stream=stream, model=_MODEL, rid=_ID)
 
     def length(self, text: str, *, stream: bool) -> Reply:
-        if not stream:
-            return self._body([{"type": "text", "text": text}], "max_tokens", (10, 5))
-        return self._stream([self._text_block(text)], "max_tokens", (10, 5))
+        return served(_SERVER, text_events(text, FinishReason.LENGTH, (10, 5)), stream=stream, model=_MODEL, rid=_ID)
 
     def error(self, status: int, *, retry_after: float | None = None) -> Reply:
         etype = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._events import Done, ReasoningDelta, StreamEvent, TextDelta
 from .._provider import Provider
+from .._types import FinishReason, Usage
+from ..wire.openai_chat.server import OpenAIChatServer
+from ._served import call_events, served, text_events
 from .kit import ToolCallSpec
 from .upstream import Reply, SeenRequest
 
 __all__ = ["KIT", "OpenAIKit"]
+
+_SERVER = OpenAIChatServer()
+_MODEL = "test-model"
+_ID = "chatcmpl-kit"
 
 _ERROR_TYPES = {
     400: ("invalid_request_error", None),
@@ -67,46 +74,24 @@ class OpenAIKit:
         chunks.append("[DONE]")
         return Reply.sse(chunks)
 
+    # Replies are what the gateway's OpenAI encoder writes (``testing._served``): one encoder for both.
+
     def text(self, text: str, *, stream: bool, usage: tuple[int, int] = (10, 5)) -> Reply:
-        if not stream:
-            return self._body({"content": text}, "stop", usage)
-        mid = len(text) // 2
-        return self._stream([{"content": text[:mid]}, {"content": text[mid:]}], "stop", usage)
+        return served(_SERVER, text_events(text, FinishReason.STOP, usage), stream=stream, model=_MODEL, rid=_ID)
 
     def tool_calls(self, calls: Sequence[ToolCallSpec], *, stream: bool) -> Reply:
-        if not stream:
-            message = {
-                "content": None,
-                "tool_calls": [
-                    {"id": cid, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
-                    for cid, name, args in calls
-                ],
-            }
-            return self._body(message, "tool_calls", (10, 5))
-        deltas: list[Mapping[str, Any]] = []
-        for i, (cid, name, args) in enumerate(calls):
-            raw = json.dumps(args)
-            cut = len(raw) // 2
-            deltas.append(
-                {
-                    "tool_calls": [
-                        {"index": i, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}
-                    ]
-                }
-            )
-            deltas.append({"tool_calls": [{"index": i, "function": {"arguments": raw[:cut]}}]})
-            deltas.append({"tool_calls": [{"index": i, "function": {"arguments": raw[cut:]}}]})
-        return self._stream(deltas, "tool_calls", (10, 5))
+        return served(_SERVER, call_events(calls, "call_kit_"), stream=stream, model=_MODEL, rid=_ID)
 
     def reasoning(self, reasoning: str, text: str, *, stream: bool) -> Reply:
-        if not stream:
-            return self._body({"content": text, "reasoning_content": reasoning}, "stop", (10, 5))
-        return self._stream([{"reasoning_content": reasoning}, {"content": text}], "stop", (10, 5))
+        events: list[StreamEvent] = [ReasoningDelta(reasoning), *text_events(text, FinishReason.STOP, (10, 5))]
+        return served(_SERVER, events, stream=stream, model=_MODEL, rid=_ID)
 
     def length(self, text: str, *, stream: bool) -> Reply:
-        if not stream:
-            return self._body({"content": text}, "length", (10, 5))
-        return self._stream([{"content": text}], "length", (10, 5))
+        events: list[StreamEvent] = [
+            TextDelta(text),
+            Done(FinishReason.LENGTH, usage=Usage(input_tokens=10, output_tokens=5)),
+        ]
+        return served(_SERVER, events, stream=stream, model=_MODEL, rid=_ID)
 
     def error(self, status: int, *, retry_after: float | None = None) -> Reply:
         etype, code = _ERROR_TYPES.get(status, ("server_error", None))
