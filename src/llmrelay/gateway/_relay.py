@@ -151,6 +151,12 @@ class StaticKey:
     def open(self) -> bool:
         return self._secret is None and (self._store is None or self._store.open)
 
+    @property
+    def store(self) -> Authenticator | None:
+        """The key store behind the static key (``gateway.keys.KeyStore``), if any: the console's
+        ``/api/keys`` routes manage it."""
+        return self._store
+
     async def authenticate(self, secret: str | None) -> Caller | None:
         if self.open:
             return Caller()

@@ -13,6 +13,11 @@ Routes (each model route runs the one pipeline of ``gateway._relay``)::
     GET  /readyz                     it takes requests (503 while draining after SIGTERM)
     GET  /metrics                    the MetricsSink's rendering (Prometheus text)
     GET  /openapi.json               the OpenAPI document (``gateway.openapi``), when installed
+    POST /api/deliberations          a deliberation as server-sent events (``gateway._routes_deliberations``)
+    GET  /api/deliberations/{id}/transcript   a finished one's transcript (JSON or Markdown)
+    GET  /api/usage, /api/providers, /api/whoami, GET/POST /api/keys, DELETE /api/keys/{name}
+                                     the console's JSON routes (``gateway._routes_admin``)
+    GET  /ui/...                     the web console: static files (``gateway._routes_ui``)
 
 What the app builds it also closes (``on_cleanup``): the registry (``metered=False``: the gateway meters
 each request once, itself), the authenticator, the ledger and the limit backend; what a caller passes in
@@ -38,9 +43,12 @@ from ..registry import ProviderRegistry
 from ._hooks import Authenticator, Caller, MetricsSink
 from ._null_metrics import CountingMetrics
 from ._relay import Gateway, StaticKey
+from ._routes_admin import add_admin_routes
 from ._routes_anthropic import add_anthropic_routes
+from ._routes_deliberations import add_deliberation_routes
 from ._routes_native import add_native_routes
 from ._routes_openai import add_openai_routes
+from ._routes_ui import add_ui_routes
 
 __all__ = ["GATEWAY_KEY", "app_runner_kwargs", "build_app", "open_authenticator"]
 
@@ -141,7 +149,10 @@ def build_app(
     add_openai_routes(app, gw)
     add_anthropic_routes(app, gw)
     add_native_routes(app, gw)
+    add_deliberation_routes(app, gw)
+    add_admin_routes(app, gw)
     _add_operations(app, gw)
+    add_ui_routes(app)
 
     async def authenticator(app: web.Application) -> None:
         gw.auth = await open_authenticator(settings)

@@ -619,6 +619,109 @@ _NATIVE_EVENT = _sse_event(
     "``finish_reason: error`` and its ``error`` when the stream failed after it began).",
 )
 
+# --- The console's routes (``gateway._routes_admin``, ``_routes_deliberations``, ``_routes_ui``) ------------
+
+_ADMIN_ERROR = _obj(
+    {
+        "error": _obj(
+            {"type": STRING, "message": STRING, "param": _nullable(STRING), "code": _nullable(STRING)},
+            ("type", "message"),
+        )
+    },
+    ("error",),
+)
+_KEY = _obj(
+    {
+        "id": STRING,
+        "name": STRING,
+        "prefix": STRING,
+        "created": STRING,
+        "models": _nullable({"type": "array", "items": STRING}),
+        "rpm": _nullable(NUMBER),
+        "tpm": _nullable(NUMBER),
+        "max_cost": _nullable({"type": "string", "description": "An exact decimal."}),
+        "max_tokens": _nullable(NONNEG),
+        "period": {"enum": ["day", "month", "total"]},
+        "revoked": _nullable(STRING),
+        "active": BOOL,
+    },
+    ("id", "name", "active"),
+    description="A gateway key, never its secret.",
+)
+_KEY_REQUEST = _obj(
+    {
+        "name": ID,
+        "models": _nullable({"type": "array", "items": ID}),
+        "rpm": _nullable({"type": "number", "exclusiveMinimum": 0}),
+        "tpm": _nullable({"type": "number", "exclusiveMinimum": 0}),
+        "max_cost": _nullable({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"}),
+        "max_tokens": _nullable({"type": "integer", "minimum": 1}),
+        "period": {"enum": ["day", "month", "total"]},
+    },
+    ("name",),
+    extra=False,
+)
+_USAGE_GROUP = _obj(
+    {
+        "group": STRING,
+        "requests": NONNEG,
+        "ok": NONNEG,
+        "errors": NONNEG,
+        "cancelled": NONNEG,
+        "cost": {"type": "object", "additionalProperties": STRING},
+        "unpriced": NONNEG,
+    },
+    ("group", "requests"),
+)
+_USAGE = _obj(
+    {
+        "by": STRING,
+        "since": STRING,
+        "truncated": BOOL,
+        "groups": {"type": "array", "items": _USAGE_GROUP},
+        "totals": _USAGE_GROUP,
+    },
+    ("by", "groups", "totals"),
+)
+_WHOAMI = _obj(
+    {
+        "name": _nullable(STRING),
+        "admin": BOOL,
+        "anonymous": BOOL,
+        "models": _nullable({"type": "array", "items": STRING}),
+    },
+    ("admin", "anonymous"),
+)
+_PROVIDERS = _obj(
+    {
+        "providers": {"type": "array", "items": _obj({"name": STRING, "kind": STRING}, ("name", "kind"))},
+        "rate_limits": {"type": "array", "items": ANY_OBJECT},
+    },
+    ("providers",),
+)
+_DELIBERATION_REQUEST = _obj(
+    {
+        "question": {"type": "string", "minLength": 1},
+        "participants": {"type": "array", "items": {"anyOf": [STRING, ANY_OBJECT]}},
+        "strategy": {"enum": ["debate", "rounds", "council"]},
+        "rounds": {"type": "integer", "minimum": 1},
+        "mode": {"enum": ["parallel", "sequential"]},
+        "chair": {"anyOf": [STRING, ANY_OBJECT, {"type": "null"}]},
+        "aggregate": {"enum": ["vote", "synthesis"]},
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "temperature": NUMBER,
+        "limits": ANY_OBJECT,
+        "name": _nullable(STRING),
+    },
+    ("question",),
+    description="A deliberation (``llmrelay.deliberation``); see ``gateway._routes_deliberations``.",
+)
+_DELIBERATION_EVENT = _sse_event(
+    _json_text(_obj({"type": STRING}, ("type",))),
+    description="One deliberation event per ``event:``/``data:`` pair (deliberation, round_started, turn "
+    "events, ..., the outcome), in the tagged JSON codec.",
+)
+
 _SCHEMAS: dict[str, Schema] = {
     "OpenAIContentPart": _OPENAI_PART,
     "OpenAIToolCall": _OPENAI_TOOL_CALL,
@@ -650,6 +753,14 @@ _SCHEMAS: dict[str, Schema] = {
     "NativeChatRequest": _NATIVE_REQUEST,
     "NativeChatResponse": _NATIVE_RESPONSE,
     "NativeError": _NATIVE_ERROR,
+    "ConsoleError": _ADMIN_ERROR,
+    "Key": _KEY,
+    "KeyRequest": _KEY_REQUEST,
+    "Usage": _USAGE,
+    "WhoAmI": _WHOAMI,
+    "Providers": _PROVIDERS,
+    "DeliberationRequest": _DELIBERATION_REQUEST,
+    "DeliberationEvent": _DELIBERATION_EVENT,
 }
 
 
@@ -703,6 +814,29 @@ def _operation(
 
 _UNSECURED: list[dict[str, list[str]]] = []
 
+
+def _json_answer(description: str, schema: Schema) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _static(operation_id: str, summary: str) -> dict[str, Any]:
+    """A static file of the console: no key needed; 304 with ``If-None-Match``, 404 for anything else."""
+    text = {"schema": STRING}
+    return _operation(
+        operation_id,
+        summary,
+        "console",
+        {
+            "200": {
+                "description": "The file.",
+                "content": {"text/html": text, "text/css": text, "text/javascript": text, "*/*": text},
+            },
+            "3XX": {"description": "A redirect, or 304 Not Modified."},
+            "404": {"description": "No such file.", "content": {"*/*": text}},
+        },
+    )
+
+
 _HEALTH = _obj({"status": {"enum": ["ok", "ready", "draining"]}}, ("status",))
 
 
@@ -710,6 +844,7 @@ def _build() -> dict[str, Any]:
     openai_errors = _errors("OpenAIError")
     anthropic_errors = _errors("AnthropicError")
     native_errors = _errors("NativeError")
+    console_errors = _errors("ConsoleError")
     paths: dict[str, Any] = {
         "/v1/chat/completions": {
             "post": _operation(
@@ -801,6 +936,105 @@ def _build() -> dict[str, Any]:
                 "NativeChatRequest",
             )
         },
+        "/api/deliberations": {
+            "post": _operation(
+                "deliberate",
+                "Run a deliberation among several models, streamed as server-sent events",
+                "console",
+                {
+                    "200": {"description": "The events.", "content": {SSE: {"schema": _ref("DeliberationEvent")}}},
+                    **console_errors,
+                },
+                "DeliberationRequest",
+            )
+        },
+        "/api/deliberations/{id}/transcript": {
+            "get": {
+                **_operation(
+                    "deliberationTranscript",
+                    "A finished deliberation's transcript",
+                    "console",
+                    {"200": _json_answer("The transcript (tagged JSON).", ANY_OBJECT), **console_errors},
+                ),
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": STRING}],
+            }
+        },
+        "/api/whoami": {
+            "get": _operation(
+                "whoami",
+                "Who the presented key is",
+                "console",
+                {"200": _json_answer("The caller.", _ref("WhoAmI")), **console_errors},
+            )
+        },
+        "/api/usage": {
+            "get": {
+                **_operation(
+                    "usage",
+                    "Usage from the ledger, grouped (a key sees its own; the admin sees all)",
+                    "console",
+                    {"200": _json_answer("The groups and totals.", _ref("Usage")), **console_errors},
+                ),
+                "parameters": [
+                    {"name": "by", "in": "query", "schema": {"enum": ["model", "provider", "key", "day", "hour"]}},
+                    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "key", "in": "query", "schema": STRING},
+                ],
+            }
+        },
+        "/api/providers": {
+            "get": _operation(
+                "providers",
+                "Provider and router-deployment health, rate-limit headroom",
+                "console",
+                {"200": _json_answer("The rows.", _ref("Providers")), **console_errors},
+            )
+        },
+        "/api/keys": {
+            "get": _operation(
+                "listKeys",
+                "Gateway keys (admin only; never a secret)",
+                "console",
+                {
+                    "200": _json_answer(
+                        "The keys.", _obj({"keys": {"type": "array", "items": _ref("Key")}}, ("keys",))
+                    ),
+                    **console_errors,
+                },
+            ),
+            "post": _operation(
+                "createKey",
+                "Create a gateway key (admin only); its secret is shown this once",
+                "console",
+                {
+                    "201": _json_answer(
+                        "The key and its secret.", _obj({"key": _ref("Key"), "secret": STRING}, ("key", "secret"))
+                    ),
+                    **console_errors,
+                },
+                "KeyRequest",
+            ),
+        },
+        "/api/keys/{name}": {
+            "delete": {
+                **_operation(
+                    "revokeKey",
+                    "Revoke a gateway key (admin only)",
+                    "console",
+                    {"200": _json_answer("The revoked key.", _obj({"key": _ref("Key")}, ("key",))), **console_errors},
+                ),
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": STRING}],
+            }
+        },
+        "/ui": {"get": {**_static("uiRoot", "Redirects to /ui/"), "security": _UNSECURED}},
+        "/ui/": {"get": {**_static("uiIndex", "The web console's page"), "security": _UNSECURED}},
+        "/ui/{path}": {
+            "get": {
+                **_static("uiFile", "One of the console's static files"),
+                "parameters": [{"name": "path", "in": "path", "required": True, "schema": STRING}],
+                "security": _UNSECURED,
+            }
+        },
         "/healthz": {
             "get": {
                 **_operation(
@@ -866,6 +1100,7 @@ def _build() -> dict[str, Any]:
             {"name": "openai", "description": "OpenAI Chat Completions dialect."},
             {"name": "anthropic", "description": "Anthropic Messages dialect."},
             {"name": "native", "description": "llmrelay's own types (tagged JSON)."},
+            {"name": "console", "description": "The web console's routes: deliberations, usage, providers, keys."},
             {"name": "operations", "description": "Health, readiness, metrics, this document."},
         ],
         "paths": paths,

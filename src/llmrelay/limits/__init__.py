@@ -2,6 +2,7 @@
 
 ``MemoryBackend`` keeps the buckets in this process; ``RedisBackend`` (``llmrelay.limits.redis``, needs the
 ``redis`` extra) keeps them in Redis so that every process sharing the server shares one budget.
+``RedisBreakerStore`` (``llmrelay.limits.breaker_redis``) does the same for routers' circuit breakers.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from ._base import BucketSpec, Grant, LimitBackend
 from .memory import MemoryBackend
 
 if TYPE_CHECKING:
+    from .breaker_redis import RedisBreakerStore
     from .redis import RedisBackend
 
-__all__ = ["BucketSpec", "Grant", "LimitBackend", "MemoryBackend", "RedisBackend"]
+__all__ = ["BucketSpec", "Grant", "LimitBackend", "MemoryBackend", "RedisBackend", "RedisBreakerStore"]
 
 
 def __getattr__(name: str) -> object:
@@ -23,4 +25,8 @@ def __getattr__(name: str) -> object:
         from .redis import RedisBackend
 
         return RedisBackend
+    if name == "RedisBreakerStore":
+        from .breaker_redis import RedisBreakerStore
+
+        return RedisBreakerStore
     raise AttributeError(f"module 'llmrelay.limits' has no attribute {name!r}")

@@ -7,6 +7,10 @@ per registry, closed with it, and the budget is shared with every process using 
 once per registry (a relative path is relative to the configuration file's directory), so budgets hold
 across processes and runs. Everything here is built on first use: a configuration without limits or
 budgets never imports ``llmrelay.limits`` or ``llmrelay.metering``.
+
+``breaker_store()`` is where routers keep their circuit breakers: with a Redis ``[rate_limits] backend``, a
+``RedisBreakerStore`` on the backend's own connections (so replicas share breaker state as they share
+limits); with ``memory``, ``None``: each router's breakers live in the router.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     from ..cost import PriceOverride
     from ..limits import LimitBackend
     from ..metering import Budget, UsageLedger
+    from ..wrappers.breaker_store import BreakerStore
 
 __all__ = ["StackResources", "price_overrides"]
 
@@ -74,6 +79,7 @@ class StackResources:
         self._lock = threading.Lock()
         self._backend: LimitBackend | None = None
         self._ledger: UsageLedger | None = None
+        self._breakers: BreakerStore | None = None
         self._owned: list[LimitBackend | UsageLedger] = []
 
     def limit_backend(self) -> LimitBackend:
@@ -89,6 +95,21 @@ class StackResources:
                     self._backend = RedisBackend(url)
                     self._owned.append(self._backend)
             return self._backend
+
+    def breaker_store(self) -> BreakerStore | None:
+        """Where routers' breakers keep their state: Redis with a Redis ``[rate_limits] backend``, else
+        ``None`` (in each router)."""
+        if self.config.rate_limits.backend == "memory":
+            return None
+        from ..limits.breaker_redis import RedisBreakerStore
+        from ..limits.redis import RedisBackend
+
+        backend = self.limit_backend()
+        with self._lock:
+            if self._breakers is None:
+                assert isinstance(backend, RedisBackend)
+                self._breakers = RedisBreakerStore(client=backend.client)
+            return self._breakers
 
     def ledger(self) -> UsageLedger:
         """The ``[budgets] store``."""
@@ -132,5 +153,6 @@ class StackResources:
             owned, self._owned = self._owned, []
             self._backend = None
             self._ledger = None
+            self._breakers = None
         for item in owned:
             await item.aclose()

@@ -16,7 +16,8 @@ may be an alias, a router or another fallback name; the configuration rejects cy
 
 A ``[routers]`` name is a ``Router`` over its deployments (each ``Metered(RateLimited(bare))``: no
 ``Retrying`` inside, the router moves to the next healthy deployment itself), with the router's strategy
-and breaker settings, under ``Retrying``.
+and breaker settings, under ``Retrying``; its breakers keep their state in ``resources.breaker_store()``
+(Redis when the ``[rate_limits] backend`` is, so replicas share them).
 
 A member naming an unknown provider is a ``ConfigError`` with the member's key path
 (``fallbacks.main[1]``); a member whose key is missing is not an error while the chain is built: its
@@ -154,6 +155,7 @@ def _router(registry: ProviderRegistry, ref: ModelRef, resources: StackResources
         min_requests=b.min_requests,
         window=b.window,
         cooldown=b.cooldown,
+        breaker_store=resources.breaker_store(),
     )
 
 

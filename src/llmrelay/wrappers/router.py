@@ -22,6 +22,11 @@ raised unchanged). One attempt loop (``_run``) serves ``chat`` and ``chat_stream
 
 ``health()`` reports each deployment: name, breaker state, error ratio in the window, latency EWMA and
 requests in flight.
+
+With a ``breaker_store`` (``llmrelay.wrappers.breaker_store``; ``RedisBreakerStore`` between processes), each
+deployment's breaker keeps its state there under the name ``ROUTER:DEPLOYMENT`` (``#INDEX`` added to a name
+that repeats), so replicas of one configuration share their breakers: a deployment opened by one is skipped
+by all. Everything else (strategy cursors, in-flight counts, latency EWMAs) stays per process.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from ._attempt import (
     stream_of,
 )
 from .breaker import BreakerState, CircuitBreaker
+from .breaker_store import BreakerStore
 
 __all__ = ["Deployment", "DeploymentHealth", "Router", "Strategy"]
 
@@ -101,6 +107,7 @@ class Router(Provider):
         cooldown: float = 30.0,
         latency_alpha: float = 0.3,
         clock: Callable[[], float] = time.monotonic,
+        breaker_store: BreakerStore | None = None,
     ) -> None:
         if strategy not in _STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(_STRATEGIES)}")
@@ -110,14 +117,23 @@ class Router(Provider):
         ]
         if not items:
             raise ValueError("a Router needs at least one deployment")
-        for d in items:
+        shared: set[str] = set()
+        for i, d in enumerate(items):
             d.model = d.model or d.provider.model
             d.name = d.name or f"{d.provider.name}:{d.model}"
+            key = f"{name}:{d.name}" if f"{name}:{d.name}" not in shared else f"{name}:{d.name}#{i}"
+            shared.add(key)
             if d.weight <= 0:
                 raise ValueError(f"deployment {d.name}: weight must be positive, got {d.weight}")
             if d.breaker is None:
                 d.breaker = CircuitBreaker(
-                    error_ratio=error_ratio, min_requests=min_requests, window=window, cooldown=cooldown, clock=clock
+                    error_ratio=error_ratio,
+                    min_requests=min_requests,
+                    window=window,
+                    cooldown=cooldown,
+                    clock=clock,
+                    name=key,
+                    store=breaker_store,
                 )
         self.deployments: tuple[Deployment, ...] = tuple(items)
         self.strategy = strategy
@@ -176,7 +192,7 @@ class Router(Provider):
         last: LlmError | None = None
         for d in self._ranked():
             breaker = _breaker(d)
-            if not breaker.acquire():
+            if not await breaker.aacquire():
                 skipped += 1
                 continue
             tries += 1
@@ -190,16 +206,16 @@ class Router(Provider):
                 record(attempts, d.provider, d.model, error, elapsed)
                 last = error
                 if not should_fail_over(error):
-                    breaker.release()
+                    await breaker.arelease()
                     break
-                breaker.failure(error)
+                await breaker.afailure(error)
                 continue
             except BaseException:
                 d.in_flight -= 1
                 breaker.release()
                 raise
             self._observe(d, self._clock() - began)
-            breaker.success()
+            await breaker.asuccess()
             return result, attempts, d  # ``d.in_flight`` is released by the caller
         if last is None:
             raise AllAttemptsFailed(
@@ -256,7 +272,7 @@ class _InFlight(PassThrough):
         elif type(batch[-1]) is Done and self._deployment is not None:
             error = batch[-1].error
             if error is not None and should_fail_over(error):
-                _breaker(self._deployment).failure(error)
+                await _breaker(self._deployment).afailure(error)
         return batch
 
     async def aclose(self) -> None:
