@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from ._base import BucketSpec, Grant, LimitBackend, amounts_for
+from ._base import BucketSpec, Grant, LimitBackend, amounts_for, refunds_for
 
 __all__ = ["MemoryBackend"]
 
@@ -47,6 +47,15 @@ class MemoryBackend(LimitBackend):
     async def acquire(self, buckets: Sequence[BucketSpec], cost: Mapping[str, float]) -> Grant | float:
         with self._lock:
             return self._acquire(buckets, cost)
+
+    def acquire_nowait(self, buckets: Sequence[BucketSpec], cost: Mapping[str, float]) -> Grant | float:
+        with self._lock:
+            return self._acquire(buckets, cost)
+
+    def settle_nowait(self, grant: Grant, actual: Mapping[str, float] | None) -> bool:
+        with self._lock:
+            self._give_back_now(grant, refunds_for(grant, actual))
+        return True
 
     def _acquire(self, buckets: Sequence[BucketSpec], cost: Mapping[str, float]) -> Grant | float:
         amounts = amounts_for(buckets, cost)

@@ -144,7 +144,9 @@ class RateLimited(Provider):
         cost = {"requests": 1.0, "tokens": float(estimate_tokens(request, self.default_output_tokens))}
         start = self._clock()
         while True:
-            got = await self.backend.acquire(buckets, cost)
+            got = self.backend.acquire_nowait(buckets, cost)
+            if got is None:
+                got = await self.backend.acquire(buckets, cost)
             if isinstance(got, Grant):
                 return got
             if self.on_limit == "fail" or self._clock() + got - start > self.max_wait:
@@ -161,9 +163,12 @@ class RateLimited(Provider):
         try:
             response = await self.inner.chat(request)
         except BaseException:
-            await asyncio.shield(self.backend.release(grant))  # runs to the end even if cancelled again
+            if not self.backend.settle_nowait(grant, None):
+                await asyncio.shield(self.backend.release(grant))  # runs to the end even if cancelled again
             raise
-        await self.backend.settle(grant, _used(response.usage))
+        used = _used(response.usage)
+        if not self.backend.settle_nowait(grant, used):
+            await self.backend.settle(grant, used)
         return response
 
     def chat_stream(self, request: ChatRequest) -> ChatStream:
@@ -174,7 +179,8 @@ class RateLimited(Provider):
                 await inner.__aenter__()
             except BaseException:
                 await inner.aclose()
-                await asyncio.shield(self.backend.release(grant))
+                if not self.backend.settle_nowait(grant, None):
+                    await asyncio.shield(self.backend.release(grant))
                 raise
             outer.warnings.extend(inner.warnings)
             return _Settling(inner, self.backend, grant)
@@ -211,7 +217,10 @@ class _Settling(PassThrough):
             grant, self._grant = self._grant, None
             if grant is not None:
                 done = self._done
-                if done is None or done.error is not None:
+                used = None if done is None or done.error is not None else _used(done.usage)
+                if self._backend.settle_nowait(grant, used):
+                    pass
+                elif used is None:
                     await asyncio.shield(self._backend.release(grant))
                 else:
-                    await asyncio.shield(self._backend.settle(grant, _used(done.usage)))
+                    await asyncio.shield(self._backend.settle(grant, used))
