@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from ._base import BucketSpec, Grant, LimitBackend, amounts_for, refunds_for
+from ._base import BucketSpec, Grant, LimitBackend
 
 __all__ = ["MemoryBackend"]
 
@@ -53,34 +53,68 @@ class MemoryBackend(LimitBackend):
             return self._acquire(buckets, cost)
 
     def settle_nowait(self, grant: Grant, actual: Mapping[str, float] | None) -> bool:
+        # ``refunds_for`` and ``_give_back_now`` in one pass (this runs on every call).
         with self._lock:
-            self._give_back_now(grant, refunds_for(grant, actual))
+            now = self._clock()
+            levels = self._levels
+            for bucket, amount in zip(grant.buckets, grant.amounts, strict=True):
+                if bucket.kind == "concurrency":
+                    held = self._leases.get(bucket.key)
+                    if held is not None and grant.lease is not None:
+                        held.discard(grant.lease)
+                    continue
+                if actual is None:
+                    refund = amount if bucket.refundable else 0.0
+                elif bucket.resource in actual:
+                    used = actual[bucket.resource]
+                    refund = amount - (used if used > 0.0 else 0.0)
+                else:
+                    continue
+                if refund:
+                    level = self._level(bucket, now) + refund
+                    levels[bucket.key] = (bucket.limit if level > bucket.limit else level, now)
         return True
 
     def _acquire(self, buckets: Sequence[BucketSpec], cost: Mapping[str, float]) -> Grant | float:
-        amounts = amounts_for(buckets, cost)
-        wait = 0.0
+        # One pass that checks every bucket (the amounts of ``amounts_for``, inlined: this runs on every
+        # call), then one that consumes them: all or nothing.
         now = self._clock()  # one reading for the whole operation
-        levels: list[float] = []
+        levels = self._levels
+        wait = 0.0
+        amounts: list[float] = []
+        after: list[float] = []
         slots = False
-        for bucket, amount in zip(buckets, amounts, strict=True):
-            level = self._level(bucket, now)
-            levels.append(level)
-            concurrency = bucket.kind == "concurrency"
-            slots = slots or concurrency
+        for bucket in buckets:
+            if bucket.kind == "concurrency":
+                slots = True
+                amounts.append(1.0)
+                after.append(0.0)
+                if bucket.limit - len(self._leases.get(bucket.key, ())) + _EPSILON < 1.0:
+                    wait = max(wait, self.poll)
+                continue
+            want = cost.get(bucket.resource, 0.0)
+            amount = bucket.limit if want > bucket.limit else want if want > 0.0 else 0.0
+            stored = levels.get(bucket.key)
+            if stored is None:
+                level = bucket.limit  # never drawn on, or refilled: full
+            else:
+                level = stored[0] + (now - stored[1] if now > stored[1] else 0.0) * bucket.limit / bucket.window
+                if level > bucket.limit:
+                    level = bucket.limit
+            amounts.append(float(amount))
+            after.append(level - amount)
             if level + _EPSILON < amount:  # float refill arithmetic: 61 - 1e-14 is 61
-                short = self.poll if concurrency else (amount - level) * bucket.window / bucket.limit
-                wait = max(wait, short)
+                wait = max(wait, (amount - level) * bucket.window / bucket.limit)
         if wait > 0:
             return wait
         lease = f"m{next(self._ids)}" if slots else None
-        for bucket, amount, level in zip(buckets, amounts, levels, strict=True):
+        for bucket, left in zip(buckets, after, strict=True):
             if bucket.kind == "concurrency":
                 assert lease is not None
                 self._leases.setdefault(bucket.key, set()).add(lease)
             else:
-                self._levels[bucket.key] = (level - amount, now)
-        return Grant(tuple(buckets), amounts, lease)
+                levels[bucket.key] = (left, now)
+        return Grant(tuple(buckets), tuple(amounts), lease)
 
     async def _give_back(self, grant: Grant, refunds: Sequence[float]) -> None:
         with self._lock:
