@@ -182,6 +182,36 @@ async def test_bad_deliberation_input_is_a_4xx_before_any_model_is_called(
     assert not upstream.requests
 
 
+async def raw_post(url: str, data: bytes) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as s, s.post(url, data=data, headers=ADMIN) as r:
+        return r.status, await r.text()
+
+
+async def test_a_body_that_is_not_json_is_a_400_in_the_console_shape(upstream: FakeUpstream, store: KeyStore) -> None:
+    async with serving(upstream_config(upstream), auth=StaticKey(GATEWAY_KEY_SECRET, store)) as gw:
+        answers = [await raw_post(f"{gw.url}{route}", b"{not json") for route in ("/api/deliberations", "/api/keys")]
+        bad_records = list(gw.metrics.records)
+    for status, text in answers:
+        assert status == 400, text
+        error = json.loads(text)["error"]
+        assert error["type"] == "invalid_request" and "not valid JSON" in error["message"]
+        assert set(error) == {"type", "message", "param", "code"}
+    assert [(r.route, r.status, r.fault) for r in bad_records] == [("/api/deliberations", 400, "caller")]
+    assert not upstream.requests
+
+
+async def test_a_deliberation_with_a_provider_the_gateway_has_no_key_for_is_a_503(upstream: FakeUpstream) -> None:
+    body = {"question": "q?", "participants": ["a=anthropic/claude-x"]}  # clean_env: no ANTHROPIC_API_KEY
+    async with serving(upstream_config(upstream)) as gw:
+        status, reply = await call("POST", f"{gw.url}/api/deliberations", ADMIN, body)
+        records = list(gw.metrics.records)
+    assert status == 503, reply
+    assert "no credentials for the provider 'anthropic'" in reply["error"]["message"]
+    assert "ANTHROPIC_API_KEY" not in json.dumps(reply)
+    assert [(r.status, r.fault) for r in records] == [(503, "gateway")]
+    assert not upstream.requests
+
+
 async def test_a_key_may_deliberate_only_with_models_it_may_use(upstream: FakeUpstream, store: KeyStore) -> None:
     _, secret = await store.create("narrow", models=["oa/*"])
     body = two_voices()  # beta asks for an/...
@@ -340,9 +370,16 @@ async def test_whoami_for_the_admin_the_anonymous_loopback_caller_and_a_wrong_ke
         _, admin = await call("GET", f"{gw.url}/api/whoami", ADMIN)
         wrong, reply = await call("GET", f"{gw.url}/api/whoami", bearer("nope"))
         no_store, _ = await call("GET", f"{gw.url}/api/keys", ADMIN)
+        no_store_post, post_reply = await call("POST", f"{gw.url}/api/keys", ADMIN, {"name": "x"})
     async with serving(upstream_config(upstream), auth=StaticKey(None)) as gw:
         _, anonymous = await call("GET", f"{gw.url}/api/whoami", {})
     assert admin == {"name": "admin", "admin": True, "anonymous": False, "models": None}
     assert wrong == 401 and reply["error"]["type"] == "authentication"
-    assert no_store == 501  # this gateway was built without a key store
+    assert no_store == no_store_post == 501  # built without a key store: intentional, and documented
+    assert post_reply["error"]["code"] == "no_key_store"
+    from llmrelay.gateway.openapi import openapi_document
+
+    keys = openapi_document()["paths"]["/api/keys"]
+    assert all("501" in keys[method]["responses"] for method in ("get", "post"))
+    assert "501" in openapi_document()["paths"]["/api/keys/{name}"]["delete"]["responses"]
     assert anonymous == {"name": None, "admin": True, "anonymous": True, "models": None}

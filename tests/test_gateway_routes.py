@@ -115,6 +115,138 @@ async def test_bad_input_is_a_4xx_in_the_routes_dialect(
     assert not upstream.requests
 
 
+async def test_a_decoder_refusal_is_a_400_on_every_anthropic_route_count_tokens_too(upstream: FakeUpstream) -> None:
+    result = {"type": "tool_result", "tool_use_id": "", "content": "x"}
+    bad = {"model": "an/claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": [result]}]}
+    async with serving(upstream_config(anthropic=upstream)) as gw:
+        answers = [await post(f"{gw.url}{route}", bad) for route in ("/v1/messages", "/v1/messages/count_tokens")]
+        oa_status, oa_reply, _ = await post(
+            f"{gw.url}/v1/chat/completions",
+            {"model": "an/claude-haiku-4-5", "messages": [{"role": "tool", "tool_call_id": "", "content": "x"}]},
+        )
+    for status, reply, text in answers:
+        assert status == 400, text
+        assert reply == {"type": "error", "error": {"type": "invalid_request_error", "message": (
+            "messages[0].content[0].tool_use_id: must not be empty")}}  # fmt: skip
+    assert oa_status == 400 and oa_reply["error"]["param"] == "messages[0].tool_call_id"
+    assert not upstream.requests
+
+
+async def test_a_bug_in_a_route_is_a_logged_500_in_the_routes_dialect(caplog: pytest.LogCaptureFixture) -> None:
+    """``guard``: what a handler raises is answered in its dialect; a bug is a generic 500 (never aiohttp's
+    plain text, never a traceback) and its traceback goes to the log."""
+    from aiohttp import web
+
+    from llmrelay import ModelNotFoundError
+    from llmrelay.gateway._relay import GatewayRefusal, guard
+    from llmrelay.wire.anthropic import AnthropicServer
+    from llmrelay.wire.openai_chat import OpenAIChatServer
+
+    async def buggy(request: web.Request) -> web.StreamResponse:
+        raise RuntimeError("a bug with a secret-looking detail sk-internal-0000")
+
+    async def unknown(request: web.Request) -> web.StreamResponse:
+        raise ModelNotFoundError("no such model 'x'", status=404)
+
+    async def refused(request: web.Request) -> web.StreamResponse:
+        raise GatewayRefusal(403, "not for you", code="model_not_allowed")
+
+    app = web.Application()
+    app.router.add_post("/an/bug", guard(AnthropicServer(), buggy))
+    app.router.add_post("/oa/bug", guard(OpenAIChatServer(), buggy))
+    app.router.add_post("/oa/unknown", guard(OpenAIChatServer(), unknown))
+    app.router.add_post("/an/refused", guard(AnthropicServer(), refused))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    assert site._server is not None
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    try:
+        with caplog.at_level("ERROR", logger="llmrelay.gateway"):
+            an_bug, oa_bug, oa_unknown, an_refused = [
+                await post(f"{url}{path}", {}) for path in ("/an/bug", "/oa/bug", "/oa/unknown", "/an/refused")
+            ]
+    finally:
+        await runner.cleanup()
+    generic = "internal gateway error (the gateway's log has the details)"
+    assert an_bug[:2] == (500, {"type": "error", "error": {"type": "api_error", "message": generic}})
+    assert (
+        oa_bug[0] == 500 and oa_bug[1]["error"]["type"] == "server_error" and oa_bug[1]["error"]["message"] == generic
+    )
+    assert "sk-internal" not in an_bug[2] + oa_bug[2] and "Traceback" not in an_bug[2] + oa_bug[2]
+    assert oa_unknown[0] == 404 and oa_unknown[1]["error"]["code"] == "model_not_found"
+    assert an_refused[0] == 403 and an_refused[1]["error"]["type"] == "permission_error"
+    logged = [r for r in caplog.records if r.name == "llmrelay.gateway" and r.exc_info]
+    assert len(logged) == 2 and "POST /an/bug" in logged[0].getMessage()
+    assert logged[0].exc_info is not None and isinstance(logged[0].exc_info[1], RuntimeError)
+
+
+async def test_a_provider_without_a_key_is_a_503_the_gateways_fault(upstream: FakeUpstream) -> None:
+    """A built-in provider the gateway has no key for (``clean_env``: no ANTHROPIC_API_KEY) is the
+    gateway's configuration, not the caller's fault and not a crash."""
+    async with serving(upstream_config(upstream)) as gw:
+        answers = {
+            route: await post(f"{gw.url}{route}", {"model": "anthropic/claude-x", "max_tokens": 5, "messages": HI})
+            for route in ("/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens")
+        }
+        records = list(gw.metrics.records)
+    for route, (status, reply, text) in answers.items():
+        assert status == 503, (route, text)
+        message = reply["error"]["message"]
+        assert "no credentials for the provider 'anthropic'" in message, message
+        assert "ANTHROPIC_API_KEY" not in text and "sk-" not in text
+    assert answers["/v1/chat/completions"][1]["error"]["code"] == "gateway_missing_credentials"
+    assert answers["/v1/messages"][1]["error"]["type"] == "api_error"
+    assert [(r.route, r.status, r.fault, r.error_kind) for r in records] == [
+        ("/v1/chat/completions", 503, "gateway", "missing_api_key"),
+        ("/v1/messages", 503, "gateway", "missing_api_key"),
+    ]
+    assert not upstream.requests
+
+
+async def test_a_priced_request_is_counted_in_the_cost_metric(upstream: FakeUpstream) -> None:
+    """The request record carries the cost its ledger row was priced at, so ``/metrics`` counts it (and a
+    request is not counted as of unknown cost)."""
+    from aiohttp import web
+
+    from gateway_support import load
+    from llmrelay.gateway._relay import StaticKey
+    from llmrelay.gateway.app import app_runner_kwargs, build_app
+    from llmrelay.gateway.metrics import PrometheusMetrics
+    from llmrelay.metering import MemoryLedger
+
+    upstream.add(OA.text("priced", stream=False))
+    upstream.add(OA.text("priced, streamed", stream=True))
+    config = load(upstream_config(upstream, extra='[prices.oa]\ninput_per_mtok = "1"\noutput_per_mtok = "2"\n'))
+    ledger = MemoryLedger()
+    app = build_app(config, auth=StaticKey(GATEWAY_KEY_SECRET), ledger=ledger, metrics=PrometheusMetrics())
+    runner = web.AppRunner(app, **app_runner_kwargs(app))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    assert site._server is not None
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    try:
+        plain, _, _ = await post(f"{url}/v1/chat/completions", {"model": "oa/gpt-4o-mini", "messages": HI})
+        streamed, _, _ = await post(
+            f"{url}/v1/chat/completions", {"model": "oa/gpt-4o-mini", "messages": HI, "stream": True}
+        )
+        async with aiohttp.ClientSession() as s, s.get(f"{url}/metrics") as r:
+            text = await r.text()
+        rows = await ledger.rows()
+    finally:
+        await runner.cleanup()
+    assert plain == streamed == 200
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line.startswith("llmrelay_cost")
+    }
+    (cost,) = [v for k, v in samples.items() if k.startswith("llmrelay_cost_usd_total")]
+    assert cost > 0 and cost == pytest.approx(float(sum(r.cost for r in rows if r.cost is not None)))
+    assert len(rows) == 2 and all(r.cost is not None for r in rows)
+    assert sum(v for k, v in samples.items() if k.startswith("llmrelay_cost_unknown_total")) == 0
+
+
 # --- failover ---------------------------------------------------------------------------------------------
 
 

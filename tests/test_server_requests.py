@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmrelay import (
     AllAttemptsFailed,
@@ -306,6 +308,166 @@ def test_anthropic_bad_requests_name_the_field(body: Any, param: str, words: str
     reply = ANTHROPIC.encode_error(error)
     assert reply.status == 400
     assert reply.body == {"type": "error", "error": {"type": "invalid_request_error", "message": error.message}}
+
+
+# --- what fuzzing found: never a ValueError or TypeError, always a 400 naming the field --------------------
+
+_USER_X = {"role": "user", "content": "x"}
+_CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
+def _an(*blocks: Any, role: str = "user") -> dict[str, Any]:
+    return {"model": "c", "max_tokens": 5, "messages": [{"role": role, "content": list(blocks)}]}
+
+
+@pytest.mark.parametrize(
+    ("server", "body", "param", "words"),
+    [
+        # a tool message answering the empty id (``Message`` refuses it with a ValueError)
+        (
+            OPENAI,
+            {"model": "fake/test-model", "messages": [{"role": "tool", "tool_call_id": "", "content": "x"}]},
+            "messages[0].tool_call_id",
+            "must not be empty",
+        ),
+        (
+            OPENAI,
+            {"model": "m", "messages": [_USER_X, {"role": "assistant", "tool_calls": [{**_CALL, "id": ""}]}]},
+            "messages[1].tool_calls[0].id",
+            "must not be empty",
+        ),
+        (
+            ANTHROPIC,
+            _an({"type": "tool_result", "tool_use_id": "", "content": "x"}),
+            "messages[0].content[0].tool_use_id",
+            "must not be empty",
+        ),
+        (
+            ANTHROPIC,
+            _an({"type": "tool_use", "id": "", "name": "f", "input": {}}, role="assistant"),
+            "messages[0].content[0].id",
+            "must not be empty",
+        ),
+        # a base64 image without its media type (``ImagePart`` refuses it with a ValueError), or not an image's
+        (
+            ANTHROPIC,
+            _an({"type": "image", "source": {"type": "base64", "media_type": "", "data": "aGk="}}),
+            "messages[0].content[0].source.media_type",
+            "must not be empty",
+        ),
+        (
+            ANTHROPIC,
+            _an({"type": "image", "source": {"type": "base64", "media_type": "text/html", "data": "aGk="}}),
+            "messages[0].content[0].source.media_type",
+            "image/png",
+        ),
+        (
+            ANTHROPIC,
+            _an({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": ""}}),
+            "messages[0].content[0].source.data",
+            "must not be empty",
+        ),
+        # a block type that is not a string (an unhashable dict looked up in a set: a TypeError)
+        (ANTHROPIC, _an({"type": {"a": 1}}), "messages[0].content[0].type", "expected a string"),
+        (ANTHROPIC, _an({"type": ["text"]}, role="assistant"), "messages[0].content[0].type", "expected a string"),
+        (
+            ANTHROPIC,
+            _an({"type": "tool_result", "tool_use_id": "t", "content": [{"type": {}}]}),
+            "messages[0].content[0].content[0].type",
+            "expected a string",
+        ),
+        (
+            ANTHROPIC,
+            {**_an({"type": "text", "text": "x"}), "tool_choice": {"type": {"x": 1}}},
+            "tool_choice.type",
+            "expected a string",
+        ),
+    ],
+)
+def test_fuzzing_regressions_are_400s_naming_the_field(server: Any, body: Any, param: str, words: str) -> None:
+    error = _bad(server, body)
+    assert param_of(error) == param, error.message
+    assert words in error.message
+    assert server.encode_error(error).status == 400
+
+
+def test_a_tool_calls_deeply_nested_arguments_are_kept_raw_not_a_crash() -> None:
+    deep = "[" * 100_000 + "]" * 100_000  # json.loads raises RecursionError on this
+    body = {"model": "m", "messages": [_USER_X, {"role": "assistant", "tool_calls": [
+        {**_CALL, "function": {"name": "f", "arguments": deep}}]}]}  # fmt: skip
+    (call,) = OPENAI.decode_request(body).request.messages[1].tool_calls
+    assert call.arguments is None and call.arguments_raw == deep
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+_RICH = {
+    OPENAI: {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "s"}]},
+            {"role": "user", "content": [{"type": "text", "text": "u"},
+                                         {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGk="}}]},
+            {"role": "assistant", "content": "a", "tool_calls": [_CALL]},
+            {"role": "tool", "tool_call_id": "c1", "content": "r"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "tool_choice": {"type": "function", "function": {"name": "f"}},
+        "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": {}}},
+        "stop": ["x"],
+        "stream_options": {"include_usage": True},
+    },
+    ANTHROPIC: {
+        "model": "c",
+        "max_tokens": 5,
+        "system": [{"type": "text", "text": "s"}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "u"},
+                                         {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                                      "data": "aGk="}}]},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "g"},
+                                              {"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                                          "content": [{"type": "text", "text": "r"}]}]},
+        ],
+        "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "tool", "name": "f"},
+        "thinking": {"type": "enabled", "budget_tokens": 10},
+        "output_config": {"format": {"type": "json_schema", "schema": {}}},
+    },
+}  # fmt: skip
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path] if path else []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            out += _paths(item, (*path, i))
+    return out
+
+
+@pytest.mark.parametrize("server", [OPENAI, ANTHROPIC], ids=["openai", "anthropic"])
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_any_value_anywhere_decodes_or_is_a_400(server: Any, data: st.DataObject) -> None:
+    """The decoders' invariant (h11's, for its parsers): decode it or raise ``bad_request``, nothing else."""
+    body = json.loads(json.dumps(_RICH[server]))
+    path = data.draw(st.sampled_from(_paths(body)))
+    value = data.draw(_JSON)
+    target = body
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    try:
+        server.decode_request(body)
+    except InvalidRequestError as error:
+        assert server.encode_error(error).status == 400
 
 
 # --- error encoding -------------------------------------------------------------------------------------

@@ -208,6 +208,7 @@ def render_toml(config: Config) -> str:
         lines.append(f"allow_public_without_keys = {'true' if g.allow_public_without_keys else 'false'}")
         lines += [f"max_body_bytes = {g.max_body_bytes}", f"max_messages = {g.max_messages}"]
         lines.append(f"drain_timeout = {_value(g.drain_timeout)}")
+        lines.append(f"tracing = {'true' if g.tracing else 'false'}")
     if not config.providers:
         env = [name for name, _ in ENV_DEFAULTS if _env_key(name)]
         lines += ["", f"# providers with a key in the environment: {', '.join(env) or 'none'}"]

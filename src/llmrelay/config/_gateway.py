@@ -14,6 +14,7 @@
     max_body_bytes = 8388608                  # larger request bodies get 413
     max_messages = 1000                       # requests with more messages get 400
     drain_timeout = 30                        # seconds in-flight requests get after SIGTERM
+    tracing = false                           # OpenTelemetry spans (the `otel` extra; LLMRELAY_OTEL=1 too)
 
 ``keys`` and ``ledger`` default to SQLite files in the user data directory (``default_keys_url``,
 ``default_ledger_url``), resolved when the gateway starts, not here: a configuration stays a pure value.
@@ -44,6 +45,7 @@ _KNOWN = (
     "max_body_bytes",
     "max_messages",
     "drain_timeout",
+    "tracing",
 )
 _STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "memory")
 
@@ -75,6 +77,9 @@ class GatewayConfig:
     max_messages: int = 1000
     drain_timeout: float = 30.0
     """Seconds in-flight requests (streams included) get to finish after ``SIGTERM``."""
+    tracing: bool = False
+    """One OpenTelemetry span per request (``gateway.tracing``; needs ``pip install 'llmrelay[otel]'``).
+    ``LLMRELAY_OTEL=1`` or ``0``, when set, overrides it."""
 
 
 def user_data_dir() -> Path:
@@ -143,4 +148,5 @@ def parse_gateway(c: Checker, raw: object) -> GatewayConfig:
         or base.max_body_bytes,
         max_messages=_opt(table, "max_messages", c.integer, "gateway") or base.max_messages,
         drain_timeout=_opt(table, "drain_timeout", c.positive, "gateway") or base.drain_timeout,
+        tracing=bool(_opt(table, "tracing", lambda v, k: _flag(c, v, k), "gateway")),
     )

@@ -22,6 +22,12 @@ reserved on cancel, and ``Metered`` writes a ``cancelled`` row.
 
 Per-request wrappers are never closed (``aclose`` would close the registry's shared stacks below them):
 they hold nothing of their own.
+
+Every other route is wrapped in ``guard``, which answers what its handler raises the same way ``relay``
+does: a ``GatewayRefusal`` with the dialect's ``error_reply``, an ``LlmError`` (a decoder's
+``bad_request``, an unknown model, a provider with no key) with its ``encode_error``, and anything else
+(a bug) logged with its traceback and answered 500 with a generic message, in the caller's dialect:
+never a traceback, never aiohttp's plain-text 500.
 """
 
 from __future__ import annotations
@@ -32,10 +38,11 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -45,19 +52,31 @@ from .._provider import Provider
 from .._types import ChatRequest, Usage
 from ..config import Config, ConfigError
 from ..limits import LimitBackend
-from ..metering import Budget, Metered, UsageLedger
+from ..metering import Budget, LedgerRow, Metered, RowWrites, UsageLedger
 from ..registry import ModelRef, ProviderRegistry, price_overrides
 from ..wire.serve import DecodedRequest, ErrorReply, ServedDialect, bad_request
 from ..wire.serve_errors import answer_for
 from ..wrappers import Fallback, RateLimited
 from ._hooks import Authenticator, Caller, Fault, MetricsSink, RequestRecord
 
-__all__ = ["Gateway", "GatewayRefusal", "Served", "answered_model", "secret_of"]
+__all__ = [
+    "INTERNAL_ERROR",
+    "ErrorSpeaker",
+    "Gateway",
+    "GatewayRefusal",
+    "Served",
+    "answered_model",
+    "guard",
+    "secret_of",
+]
 
 log = logging.getLogger("llmrelay.gateway")
 
 MAX_FALLBACKS = 8
 """The most models a request's own ``"fallbacks"`` may name."""
+
+INTERNAL_ERROR = "internal gateway error (the gateway's log has the details)"
+"""The message of a 500 for a bug: the traceback goes to the log, never to the caller."""
 
 _FAULT_OF_CATEGORY: dict[str, Fault] = {
     "invalid_request": "caller",
@@ -201,6 +220,9 @@ class Gateway:
         self.budgets = self._config_budgets()
         self.in_flight: set[asyncio.Task[Any]] = set()
         self.draining = False
+        self.writes = RowWrites()
+        """The ledger rows being written: a response never waits for its row's commit; ``close`` (on
+        shutdown, after the drain) waits for every one before it closes the ledger."""
 
     def _config_budgets(self) -> tuple[Budget, ...]:
         budgets = self.config.budgets
@@ -272,9 +294,17 @@ class Gateway:
             raise _not_found(name) from None
         return ref, self.registry.provider(ref)
 
-    def stack(self, caller: Caller, name: str, fallbacks: Sequence[str], served: Served | None = None) -> Provider:
+    def stack(
+        self,
+        caller: Caller,
+        name: str,
+        fallbacks: Sequence[str],
+        served: Served | None = None,
+        on_row: Callable[[LedgerRow], None] | None = None,
+    ) -> Provider:
         """The per-request stack: the model (and the request's own fallbacks), the key's limits, the meter
-        (whose ledger row names ``served``'s route and the status the client was sent)."""
+        (whose ledger row names ``served``'s route and the status the client was sent, and is handed to
+        ``on_row`` as it is written)."""
         ref, stack = self.resolve(caller, name)
         if fallbacks:
             candidates: list[tuple[Provider, str | None]] = [(stack, ref.model)]
@@ -317,6 +347,8 @@ class Gateway:
             overrides=self.prices,
             route=route,
             status_of=status_of,
+            on_row=on_row,
+            writes=self.writes,
         )
 
 
@@ -353,13 +385,60 @@ def json_reply(reply: ErrorReply) -> web.Response:
     return web.json_response(dict(reply.body), status=reply.status, headers=dict(reply.headers))
 
 
+class ErrorSpeaker(Protocol):
+    """What ``guard`` needs of a dialect (a ``ServedDialect`` has both): how it spells an ``LlmError`` and
+    a refusal of the gateway's own."""
+
+    def encode_error(self, error: LlmError) -> ErrorReply: ...
+
+    def error_reply(
+        self, status: int, message: str, *, param: str | None = None, code: str | None = None
+    ) -> ErrorReply: ...
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def guard(errors: ErrorSpeaker, handler: Handler) -> Handler:
+    """``handler`` with what it raises answered in ``errors``' dialect (see the module docstring).
+    aiohttp's own ``HTTPException``s and cancellation pass through."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except GatewayRefusal as refusal:
+            reply = errors.error_reply(refusal.status, refusal.message, param=refusal.param, code=refusal.code)
+        except LlmError as error:
+            reply = errors.encode_error(error)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("gateway error on %s %s", request.method, request.path)
+            reply = errors.error_reply(500, INTERNAL_ERROR)
+        return json_reply(reply)
+
+    return guarded
+
+
 _SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 class _Outcome:
     """What the record of one request is built from, filled in as it goes."""
 
-    __slots__ = ("attempts", "error", "fault", "model", "provider", "requested", "status", "ttft", "usage")
+    __slots__ = (
+        "attempts",
+        "cost",
+        "currency",
+        "error",
+        "fault",
+        "model",
+        "provider",
+        "requested",
+        "status",
+        "ttft",
+        "usage",
+    )
 
     def __init__(self) -> None:
         self.status = 500
@@ -371,6 +450,12 @@ class _Outcome:
         self.ttft: float | None = None
         self.error: str | None = None
         self.fault: Fault | None = None
+        self.cost: Decimal | None = None
+        self.currency = "USD"
+
+    def priced(self, row: LedgerRow) -> None:
+        """The meter's ``on_row``: the cost its ledger row was priced at (the same ``cost_of``)."""
+        self.cost, self.currency = row.cost, row.currency
 
     def failed(self, error: LlmError, status: int) -> None:
         self.status = status
@@ -400,7 +485,7 @@ async def relay(gw: Gateway, request: web.Request, served: Served) -> web.Stream
             decoded = dialect.decode_request(body)
             out.requested = decoded.model
             stream = decoded.stream if served.stream is None else served.stream
-            provider = gw.stack(caller, decoded.model, fallbacks, served)
+            provider = gw.stack(caller, decoded.model, fallbacks, served, out.priced)
             if served.needs_tools and not provider.capabilities().tools:
                 raise bad_request(
                     "model", f"the model {decoded.model!r} cannot call tools, so /api/agent cannot serve it"
@@ -428,7 +513,7 @@ async def relay(gw: Gateway, request: web.Request, served: Served) -> web.Stream
     except Exception:
         log.exception("gateway error on %s", served.route)
         out.status, out.error, out.fault = 500, "gateway_error", "gateway"
-        return json_reply(dialect.error_reply(500, "internal gateway error (the gateway's log has the details)"))
+        return json_reply(dialect.error_reply(500, INTERNAL_ERROR))
     finally:
         gw.metrics.request_finished(
             RequestRecord(
@@ -444,6 +529,8 @@ async def relay(gw: Gateway, request: web.Request, served: Served) -> web.Stream
                 model=out.model,
                 attempts=out.attempts,
                 usage=out.usage,
+                cost=out.cost,
+                currency=out.currency,
                 ttft_s=out.ttft,
                 error_kind=out.error,
                 fault=out.fault,

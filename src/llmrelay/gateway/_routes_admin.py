@@ -78,8 +78,8 @@ from ..metering._model import totals_of, utc
 from ..wrappers.ratelimit import RateLimited
 from ..wrappers.router import Router
 from ._hooks import Caller
-from ._relay import Gateway, GatewayRefusal
-from ._routes_deliberations import is_admin, refusal_reply
+from ._relay import Gateway, GatewayRefusal, guard
+from ._routes_deliberations import CONSOLE_ERRORS, is_admin
 
 __all__ = ["MAX_USAGE_ROWS", "add_admin_routes", "key_json", "usage_groups"]
 
@@ -404,16 +404,13 @@ def add_admin_routes(app: web.Application, gw: Gateway) -> None:
 
     def route(handler: Handler, *, admin: bool = False) -> Callable[[web.Request], Any]:
         async def handle(request: web.Request) -> web.StreamResponse:
-            try:
-                caller = await gw.caller(request)
-                if admin and not is_admin(gw, caller):
-                    raise GatewayRefusal(403, "only the gateway's admin key may manage keys", code="admin_only")
-                response: web.StreamResponse = await handler(gw, request, caller)
-                return response
-            except GatewayRefusal as refusal:
-                return refusal_reply(refusal)
+            caller = await gw.caller(request)
+            if admin and not is_admin(gw, caller):
+                raise GatewayRefusal(403, "only the gateway's admin key may manage keys", code="admin_only")
+            response: web.StreamResponse = await handler(gw, request, caller)
+            return response
 
-        return handle
+        return guard(CONSOLE_ERRORS, handle)
 
     async def whoami(gw: Gateway, request: web.Request, caller: Caller) -> web.Response:
         models = None if caller.allowed_models is None else list(caller.allowed_models)

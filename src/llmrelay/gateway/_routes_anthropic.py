@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .._errors import LlmError
 from ..tokens import count_tokens
 from ..wire.anthropic.server import AnthropicServer
-from ._relay import Gateway, GatewayRefusal, Served, json_reply, relay
+from ._relay import Gateway, Served, guard, relay
 
 __all__ = ["add_anthropic_routes"]
 
@@ -27,25 +26,18 @@ def add_anthropic_routes(app: web.Application, gw: Gateway) -> None:
         return await relay(gw, request, served)
 
     async def count(request: web.Request) -> web.StreamResponse:
-        try:
-            caller = await gw.caller(request)
-            body = await gw.body(request)
-            if isinstance(body, dict):
-                body.pop("fallbacks", None)
-                body.setdefault("max_tokens", 1)
-                body.pop("stream", None)
-            decoded = dialect.decode_request(body)
-            ref, _ = gw.resolve(caller, decoded.model)
-            while ref.chain:
-                ref = gw.registry.resolve(ref.chain[0])
-            counted = count_tokens(decoded.request, gw.registry.get(ref.provider, ref.model))
-        except GatewayRefusal as refusal:
-            return json_reply(
-                dialect.error_reply(refusal.status, refusal.message, param=refusal.param, code=refusal.code)
-            )
-        except LlmError as error:
-            return json_reply(dialect.encode_error(error))
+        caller = await gw.caller(request)
+        body = await gw.body(request)
+        if isinstance(body, dict):
+            body.pop("fallbacks", None)
+            body.setdefault("max_tokens", 1)
+            body.pop("stream", None)
+        decoded = dialect.decode_request(body)
+        ref, _ = gw.resolve(caller, decoded.model)
+        while ref.chain:
+            ref = gw.registry.resolve(ref.chain[0])
+        counted = count_tokens(decoded.request, gw.registry.get(ref.provider, ref.model))
         return web.json_response({"input_tokens": counted.tokens}, headers={"x-llmrelay-count": counted.method})
 
     app.router.add_post("/v1/messages", messages)
-    app.router.add_post("/v1/messages/count_tokens", count)
+    app.router.add_post("/v1/messages/count_tokens", guard(dialect, count))

@@ -88,13 +88,16 @@ from ..deliberation import (
     merge_config,
 )
 from ..registry import price_overrides
-from ..wire.serve_errors import answer_for_status
+from ..wire.serve import ErrorReply
+from ..wire.serve_errors import ErrorAnswer, answer_for, answer_for_status, retry_headers
 from ._hooks import Caller, RequestRecord
-from ._relay import Gateway, GatewayRefusal, Served
+from ._relay import Gateway, GatewayRefusal, Served, guard, json_reply
 
 __all__ = [
+    "CONSOLE_ERRORS",
     "KEEP_TRANSCRIPTS",
     "MAX_PARTICIPANTS",
+    "ConsoleErrors",
     "MAX_ROUNDS",
     "TranscriptStore",
     "add_deliberation_routes",
@@ -136,12 +139,30 @@ _SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"
 # --- shared by the console routes ----------------------------------------------------------------------
 
 
+class ConsoleErrors:
+    """The console routes' error shape, ``{"error": {"type": CATEGORY, "message", "param", "code"}}``
+    (``param`` and ``code`` always present, ``null`` when none), as an ``ErrorSpeaker`` for ``guard``."""
+
+    @staticmethod
+    def _reply(answer: ErrorAnswer) -> ErrorReply:
+        error = {"type": answer.category, "message": answer.message, "param": answer.param, "code": answer.code}
+        return ErrorReply(answer.status, {"error": error}, retry_headers(answer))
+
+    def encode_error(self, error: LlmError) -> ErrorReply:
+        return self._reply(answer_for(error))
+
+    def error_reply(
+        self, status: int, message: str, *, param: str | None = None, code: str | None = None
+    ) -> ErrorReply:
+        return self._reply(answer_for_status(status, message, param=param, code=code))
+
+
+CONSOLE_ERRORS = ConsoleErrors()
+
+
 def api_error(status: int, message: str, *, param: str | None = None, code: str | None = None) -> web.Response:
-    """``{"error": {"type": CATEGORY, "message", "param", "code"}}`` with ``status`` (the console routes'
-    error shape; ``param`` and ``code`` are always present, ``null`` when none)."""
-    answer = answer_for_status(status, message, param=param, code=code)
-    body = {"error": {"type": answer.category, "message": answer.message, "param": param, "code": code}}
-    return web.json_response(body, status=status)
+    """``status`` with the console routes' error body (``ConsoleErrors``)."""
+    return json_reply(CONSOLE_ERRORS.error_reply(status, message, param=param, code=code))
 
 
 def refusal_reply(refusal: GatewayRefusal) -> web.Response:
@@ -384,6 +405,8 @@ def _bind(gw: Gateway, caller: Caller, person: Participant, param: str, served: 
         except GatewayRefusal as refusal:
             raise _Bad(where, refusal.message, refusal.status) from None
         except LlmError as error:  # an unknown model or provider
+            if "missing_api_key" in error.family:
+                raise  # the gateway's configuration, not the caller's input: answered 503 (``answer_for``)
             status = error.status if isinstance(error.status, int) and 400 <= error.status < 500 else 404
             raise _Bad(where, error.message, status) from None
     return replace(person, model=chain[0] if len(chain) == 1 else tuple(chain))
@@ -449,6 +472,10 @@ async def _post(gw: Gateway, store: TranscriptStore, request: web.Request, serve
         except _Bad as bad:
             status, error_kind = bad.status, "invalid_request"
             return api_error(bad.status, bad.message, param=bad.param)
+        except LlmError as error:  # a body that is not JSON, a provider with no key, ...
+            reply = CONSOLE_ERRORS.encode_error(error)
+            status, error_kind = reply.status, error.kind
+            return json_reply(reply)
         ident = "dlb_" + secrets.token_hex(8)
         response = web.StreamResponse(status=200, headers={**_SSE_HEADERS, "x-llmrelay-deliberation": ident})
         await response.prepare(request)
@@ -546,5 +573,5 @@ def add_deliberation_routes(app: web.Application, gw: Gateway, *, keep: int = KE
     async def transcript(request: web.Request) -> web.StreamResponse:
         return await _transcript(gw, store, request)
 
-    app.router.add_post(ROUTE, post)
-    app.router.add_get(ROUTE + "/{id}/transcript", transcript)
+    app.router.add_post(ROUTE, guard(CONSOLE_ERRORS, post))
+    app.router.add_get(ROUTE + "/{id}/transcript", guard(CONSOLE_ERRORS, transcript))

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..wire.anthropic.server import AnthropicServer
 from ..wire.openai_chat.server import OpenAIChatServer
-from ._relay import Gateway, GatewayRefusal, Served, json_reply, relay
+from ._relay import Gateway, GatewayRefusal, Served, guard, json_reply, relay
 
 __all__ = ["add_openai_routes", "model_names"]
 
@@ -61,4 +61,4 @@ def add_openai_routes(app: web.Application, gw: Gateway) -> None:
         return web.json_response({"object": "list", "data": data})
 
     app.router.add_post("/v1/chat/completions", chat_completions)
-    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models", guard(served.dialect, list_models))

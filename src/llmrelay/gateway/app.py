@@ -12,6 +12,8 @@ Routes (each model route runs the one pipeline of ``gateway._relay``)::
     GET  /healthz                    the process is up
     GET  /readyz                     it takes requests (503 while draining after SIGTERM)
     GET  /metrics                    the MetricsSink's rendering (Prometheus text)
+                                     (and one OpenTelemetry span per request with ``[gateway] tracing``
+                                     or ``LLMRELAY_OTEL=1``: ``gateway.tracing``)
     GET  /openapi.json               the OpenAPI document (``gateway.openapi``), when installed
     POST /api/deliberations          a deliberation as server-sent events (``gateway._routes_deliberations``)
     GET  /api/deliberations/{id}/transcript   a finished one's transcript (JSON or Markdown)
@@ -19,7 +21,8 @@ Routes (each model route runs the one pipeline of ``gateway._relay``)::
                                      the console's JSON routes (``gateway._routes_admin``)
     GET  /ui/...                     the web console: static files (``gateway._routes_ui``)
 
-What the app builds it also closes (``on_cleanup``): the registry (``metered=False``: the gateway meters
+What the app builds it also closes (``on_cleanup``, after the ledger rows still being written, which no
+response waits for, are all written): the registry (``metered=False``: the gateway meters
 each request once, itself), the authenticator, the ledger and the limit backend; what a caller passes in
 stays the caller's. Run it with ``handler_cancellation=True`` (``gateway._server`` does), so a client that
 disconnects cancels its upstream call at once, and with ``client_max_size`` above ``max_body_bytes``
@@ -49,6 +52,7 @@ from ._routes_deliberations import add_deliberation_routes
 from ._routes_native import add_native_routes
 from ._routes_openai import add_openai_routes
 from ._routes_ui import add_ui_routes
+from .tracing import TracingMetrics, tracing_enabled
 
 __all__ = ["GATEWAY_KEY", "app_runner_kwargs", "build_app", "open_authenticator"]
 
@@ -132,6 +136,8 @@ def build_app(
         owned.append(ledger)
     if metrics is None:
         metrics = _default_metrics()
+    if tracing_enabled(settings.tracing) and not isinstance(metrics, TracingMetrics):
+        metrics = TracingMetrics(metrics)  # ConfigError without opentelemetry: pip install 'llmrelay[otel]'
     if limit_backend is None:
         limit_backend, close_backend = _limit_backend(config)
         if close_backend:
@@ -165,6 +171,7 @@ def build_app(
         gw.draining = True
 
     async def close(app: web.Application) -> None:
+        await gw.writes.flush()  # every accepted request's row, before the ledger closes
         for part in reversed(owned):
             try:
                 await part.aclose()

@@ -792,7 +792,11 @@ def _errors(error_schema: str) -> dict[str, Any]:
             "description": "Bad input, a missing or wrong key, an unknown model, a limit: says what is wrong.",
             **reply,
         },
-        "5XX": {"description": "The provider failed (502, 503, 504) or the gateway did.", **reply},
+        "5XX": {
+            "description": "The provider failed (502, 503, 504), the gateway has no credentials for the provider "
+            "that model needs (503), or the gateway failed (500).",
+            **reply,
+        },
     }
 
 
@@ -845,6 +849,13 @@ def _build() -> dict[str, Any]:
     anthropic_errors = _errors("AnthropicError")
     native_errors = _errors("NativeError")
     console_errors = _errors("ConsoleError")
+    no_key_store = {
+        "501": {
+            "description": "This gateway has no key store (it was built with its own authenticator), so it "
+            "cannot manage keys here.",
+            "content": {JSON: {"schema": _ref("ConsoleError")}},
+        }
+    }
     paths: dict[str, Any] = {
         "/v1/chat/completions": {
             "post": _operation(
@@ -1000,6 +1011,7 @@ def _build() -> dict[str, Any]:
                         "The keys.", _obj({"keys": {"type": "array", "items": _ref("Key")}}, ("keys",))
                     ),
                     **console_errors,
+                    **no_key_store,
                 },
             ),
             "post": _operation(
@@ -1011,6 +1023,7 @@ def _build() -> dict[str, Any]:
                         "The key and its secret.", _obj({"key": _ref("Key"), "secret": STRING}, ("key", "secret"))
                     ),
                     **console_errors,
+                    **no_key_store,
                 },
                 "KeyRequest",
             ),
@@ -1021,7 +1034,11 @@ def _build() -> dict[str, Any]:
                     "revokeKey",
                     "Revoke a gateway key (admin only)",
                     "console",
-                    {"200": _json_answer("The revoked key.", _obj({"key": _ref("Key")}, ("key",))), **console_errors},
+                    {
+                        "200": _json_answer("The revoked key.", _obj({"key": _ref("Key")}, ("key",))),
+                        **console_errors,
+                        **no_key_store,
+                    },
                 ),
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": STRING}],
             }

@@ -23,7 +23,7 @@ from ._ledger import UsageLedger
 from ._model import Budget, Hold, LedgerRow, Outcome, Period, Totals
 from ._open import open_ledger
 from .memory import MemoryLedger
-from .metered import Metered
+from .metered import Metered, RowWrites
 from .postgres import PG_SCHEMA_VERSION, PostgresLedger
 from .sqlite import SCHEMA_VERSION, SQLiteLedger
 
@@ -39,6 +39,7 @@ __all__ = [
     "PG_SCHEMA_VERSION",
     "Period",
     "PostgresLedger",
+    "RowWrites",
     "SQLiteLedger",
     "Totals",
     "UsageLedger",

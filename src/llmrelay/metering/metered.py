@@ -24,7 +24,14 @@ For the gateway, ``Metered(..., route="/v1/chat/completions", status_of=...)`` a
 events a stream delivered; ``status`` is 200 for a call that ended ``ok`` and for a stream that failed or
 was closed after delivering events (the client had its 200 by then), ``status_of(error)`` for a call that
 failed before that, and ``None`` for a call cancelled before it delivered anything (the client went away:
-no status was sent). Without ``status_of`` the status stays ``None``.
+no status was sent). Without ``status_of`` the status stays ``None``. ``on_row(row)``, when given, is
+called with each row as it is written (the gateway takes the row's cost for its metrics from it, rather
+than pricing the call a second time).
+
+A server that must not hold its answer for the ledger's commit (the gateway) passes ``writes=RowWrites()``:
+a call then ends without waiting for its row, which is written in the background (still shielded from
+cancellation, still exactly once); the owner of the ``RowWrites`` waits for them all with ``flush()``
+before it closes the ledger (the gateway does on shutdown), and a write that fails is logged.
 
 Put the meter on each candidate (``Fallback([Metered(a, ...), Metered(b, ...)])``): a budget on ``a`` is
 checked before ``a`` is asked, and when it is spent the fallback sends the call to ``b``. A meter around a
@@ -34,6 +41,7 @@ checked before ``a`` is asked, and when it is spent the fallback sends the call 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -51,11 +59,42 @@ from ..wrappers.ratelimit import estimate_tokens
 from ._ledger import UsageLedger
 from ._model import Budget, Hold, LedgerRow, Outcome
 
-__all__ = ["Metered"]
+__all__ = ["Metered", "RowWrites"]
+
+log = logging.getLogger("llmrelay.metering")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class RowWrites:
+    """The ledger writes meters did not wait for (``Metered(..., writes=RowWrites())``), kept until they
+    end; ``flush`` waits for them. A write that fails is logged and counted in ``failed``."""
+
+    __slots__ = ("_writes", "failed")
+
+    def __init__(self) -> None:
+        self._writes: set[asyncio.Future[Any]] = set()
+        self.failed = 0
+
+    def __len__(self) -> int:
+        return len(self._writes)
+
+    def add(self, write: asyncio.Future[Any]) -> None:
+        self._writes.add(write)
+        write.add_done_callback(self._ended)
+
+    def _ended(self, write: asyncio.Future[Any]) -> None:
+        self._writes.discard(write)
+        if not write.cancelled() and (error := write.exception()) is not None:
+            self.failed += 1
+            log.error("a ledger row could not be written", exc_info=error)
+
+    async def flush(self) -> None:
+        """Wait until every write added so far (and any added meanwhile) has ended."""
+        while self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
 
 
 class Metered(Provider):
@@ -73,6 +112,8 @@ class Metered(Provider):
         default_output_tokens: int = 1024,
         route: str | None = None,
         status_of: Callable[[BaseException], int | None] | None = None,
+        on_row: Callable[[LedgerRow], None] | None = None,
+        writes: RowWrites | None = None,
     ) -> None:
         self.inner = provider
         self.name = provider.name
@@ -84,6 +125,9 @@ class Metered(Provider):
         self.default_output_tokens = default_output_tokens
         self.route = route
         self.status_of = status_of
+        self.on_row = on_row
+        self.writes = writes
+        """Where a call leaves its row's write instead of waiting for it (``None``: it waits)."""
         self._clock = clock
         self._pending: set[asyncio.Future[Any]] = set()
         """Writes (and late reservations) in flight, kept alive until they end."""
@@ -271,7 +315,12 @@ class _Call:
             status=status,
             ttft_ms=self.first_event_ms,
         )
+        if meter.on_row is not None:
+            meter.on_row(row)
         writing = asyncio.ensure_future(meter.ledger.settle(self.hold, row))
+        if meter.writes is not None:
+            meter.writes.add(writing)
+            return
         meter._pending.add(writing)
         writing.add_done_callback(meter._pending.discard)
         await asyncio.shield(writing)

@@ -16,11 +16,23 @@ transaction (the file's write lock): among processes sharing the file, checks an
 serialised, so together they never overspend. A process that dies with calls in flight leaves holds
 behind; they stop counting after ``hold_ttl`` seconds. Every call of the ledger is shielded from
 cancellation: once called, a write completes.
+
+**Writes in batches (group commit)**, as ``PostgresLedger`` does: ``record`` and ``settle`` queue their
+row for one writer task, which writes everything queued (at most ``batch_size`` rows) in one ``BEGIN
+IMMEDIATE`` transaction: the rows are inserted, their spend buckets added to and the holds of the settled
+calls deleted, together, so ``settle``'s replacement of a hold by its row stays atomic. A caller waits for
+the commit of its batch and gets its row back with its id. When the writer is idle a row is written at
+once (no timer); under load the rows that arrive while a batch commits go in the next one, so the file
+sees one transaction (one ``fsync``) per batch, not one per call. A batch that fails is rolled back and
+its rows are written again one transaction each, so one bad row fails only its own caller; every row is
+written exactly once. ``rows`` and ``totals`` first wait for the rows queued before them (a process reads
+its own writes), and ``aclose`` writes whatever is still queued before it closes the file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import sqlite3
@@ -37,6 +49,16 @@ from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, Totals, check, tot
 __all__ = ["SCHEMA_VERSION", "SQLiteLedger"]
 
 T = TypeVar("T")
+
+
+@dataclasses.dataclass(slots=True)
+class _Pending:
+    """A row queued for the writer: the hold it replaces, and the caller's future for the stored row."""
+
+    hold: Hold | None
+    row: LedgerRow
+    done: asyncio.Future[LedgerRow]
+
 
 SCHEMA_VERSION = 2
 """The version of the tables this llmrelay writes (``llmrelay_ledger_schema.version``)."""
@@ -144,6 +166,13 @@ def _row_of(values: Sequence[Any]) -> LedgerRow:
     )
 
 
+def _fail(batch: Sequence[_Pending], exc: BaseException) -> None:
+    error = exc if isinstance(exc, Exception) else RuntimeError(f"the ledger's writer was stopped ({exc!r})")
+    for item in batch:
+        if not item.done.done():
+            item.done.set_exception(error)
+
+
 class SQLiteLedger:
     """A ``UsageLedger`` in the SQLite file at ``path`` (created with its tables when missing); see the
     module docstring."""
@@ -154,15 +183,24 @@ class SQLiteLedger:
         *,
         hold_ttl: float = 3600.0,
         busy_timeout: float = 30.0,
+        batch_size: int = 500,
         wall: Callable[[], float] = time.time,
     ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         self.path = Path(path)
         self.hold_ttl = hold_ttl
         self.busy_timeout = busy_timeout
+        self.batch_size = batch_size
         self._wall = wall
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._queue: list[_Pending] = []
+        self._writing: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        self.batches = 0
+        """Write transactions of queued rows committed so far (for tests and metrics)."""
 
     def __repr__(self) -> str:
         return f"SQLiteLedger({str(self.path)!r})"
@@ -259,17 +297,79 @@ class SQLiteLedger:
         return dataclasses.replace(row, id=cursor.lastrowid)
 
     @staticmethod
-    def _write(conn: sqlite3.Connection, hold: Hold | None, row: LedgerRow) -> LedgerRow:
+    def _write(conn: sqlite3.Connection, batch: Sequence[tuple[Hold | None, LedgerRow]]) -> list[LedgerRow]:
+        """Insert ``batch``'s rows and drop their holds, in one transaction."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if hold is not None:
-                conn.execute("DELETE FROM ledger_holds WHERE id = ?", (hold.id,))
-            stored = SQLiteLedger._insert(conn, row)
+            holds = [(hold.id,) for hold, _ in batch if hold is not None]
+            if holds:
+                conn.executemany("DELETE FROM ledger_holds WHERE id = ?", holds)
+            stored = [SQLiteLedger._insert(conn, row) for _, row in batch]
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         return stored
+
+    # -- the writer ----------------------------------------------------------------------------------
+
+    async def _enqueue(self, hold: Hold | None, row: LedgerRow) -> LedgerRow:
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        # Queued before the first await, so an ``aclose`` that starts now still writes it.
+        done: asyncio.Future[LedgerRow] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(hold, row, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="llmrelay-ledger-writer")
+        # Shielded: a cancelled caller stops waiting; its row is still written.
+        return await asyncio.shield(done)
+
+    async def _write_loop(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.batch_size], self._queue[self.batch_size :]
+            self._writing = batch
+            if len(batch) == 1:
+                await self._write_alone(batch[0])
+                continue
+            try:
+                stored = await self._run(self._write, [(item.hold, item.row) for item in batch])
+            except Exception:  # rolled back: each row again in its own transaction, so a bad one fails alone
+                for item in batch:
+                    await self._write_alone(item)
+                continue
+            except BaseException as exc:
+                _fail(batch, exc)
+                raise
+            self.batches += 1
+            for item, row in zip(batch, stored, strict=True):
+                if not item.done.done():
+                    item.done.set_result(row)
+        self._writing = []
+
+    async def _write_alone(self, item: _Pending) -> None:
+        try:
+            (row,) = await self._run(self._write, [(item.hold, item.row)])
+        except Exception as exc:
+            _fail([item], exc)
+            return
+        except BaseException as exc:
+            _fail([item], exc)
+            raise
+        self.batches += 1
+        if not item.done.done():
+            item.done.set_result(row)
+
+    async def _written(self) -> None:
+        """Wait for the rows queued so far (not for those queued while waiting)."""
+        pending = [item.done for item in (*self._writing, *self._queue) if not item.done.done()]
+        if pending:
+            await asyncio.wait(pending)
+
+    async def flush(self) -> None:
+        """Wait until every row queued so far is committed (or failed)."""
+        while self._writer is not None and not self._writer.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._writer)
 
     @staticmethod
     def _select(
@@ -367,7 +467,7 @@ class SQLiteLedger:
     # -- the UsageLedger interface -------------------------------------------------------------------
 
     async def record(self, row: LedgerRow) -> LedgerRow:
-        return await self._run(self._write, None, row)
+        return await self._enqueue(None, row)
 
     async def rows(
         self,
@@ -378,6 +478,7 @@ class SQLiteLedger:
         key: str | None = None,
         limit: int | None = None,
     ) -> list[LedgerRow]:
+        await self._written()
         return await self._run(self._select, since, provider, model, key, limit)
 
     async def totals(
@@ -405,7 +506,7 @@ class SQLiteLedger:
         return await self._run(self._reserve, budgets, at, provider, model, key, tokens, cost, currency)
 
     async def settle(self, hold: Hold | None, row: LedgerRow) -> LedgerRow:
-        return await self._run(self._write, hold, row)
+        return await self._enqueue(hold, row)
 
     async def release(self, hold: Hold) -> None:
         def drop(conn: sqlite3.Connection) -> None:
@@ -414,8 +515,10 @@ class SQLiteLedger:
         await self._run(drop)
 
     async def aclose(self) -> None:
+        """Write what is still queued, then close the file (idempotent)."""
         if self._closed:
             return
+        await self.flush()
         executor = self._executor
         if executor is not None:
 

@@ -12,7 +12,9 @@
 - an upstream's 401/403 is **not** the caller's 401: the caller's key was fine, the gateway's provider key
   was not, so it is a 502 with a fixed message that says so, and the upstream's own text (which may
   quote a key prefix) is not passed on. An exhausted upstream quota is likewise a 502;
-- the gateway's own configuration (no provider key configured, an invalid config) is a 500;
+- no provider key configured for the provider a request reaches is a 503 (the gateway cannot serve that
+  provider until its operator adds one; not the caller's fault, and not a crash), with a fixed message that
+  names the provider and never the key's variable or value; an invalid config is a 500;
 - ``AllAttemptsFailed`` answers as its last attempt did, with one line per attempt in the message.
 
 Messages are scrubbed of credential shapes again on the way out (``redact``); bodies never carry the
@@ -47,7 +49,7 @@ ANSWERS: Mapping[str, tuple[int, str, str | None]] = {
     "network": (502, "upstream", "upstream_unreachable"),
     "protocol": (502, "upstream", "upstream_protocol_error"),
     "timeout": (504, "timeout", "upstream_timeout"),
-    "missing_api_key": (500, "internal", "gateway_misconfigured"),
+    "missing_api_key": (503, "internal", "gateway_missing_credentials"),
     "config": (500, "internal", "gateway_misconfigured"),
     "provider": (502, "upstream", "upstream_error"),
     "error": (502, "upstream", "upstream_error"),
@@ -107,6 +109,12 @@ def _message(error: LlmError, category: str) -> str:
         return (
             f"{_upstream(error)} rejected the gateway's credentials{status}: the gateway's operator must fix "
             "its provider key (this is not about the key you sent)"
+        )
+    if "missing_api_key" in error.family:
+        provider = f"the provider {error.provider!r}" if error.provider else "that provider"
+        return (
+            f"this gateway has no credentials for {provider}, so it cannot serve that model: the gateway's "
+            "operator must configure its API key (this is not about the key you sent)"
         )
     if "quota_exceeded" in error.family:
         return f"{_upstream(error)} has no quota or credit left: {error.message}"

@@ -20,6 +20,7 @@ __all__ = [
     "opt_list",
     "opt_obj",
     "opt_str",
+    "req_id",
     "req_list",
     "req_str",
     "stop_list",
@@ -67,6 +68,14 @@ def req_str(body: Mapping[str, Any], key: str, path: str) -> str:
         raise bad_request(path, "required")
     if not isinstance(value, str):
         raise bad_request(path, f"expected a string, got {_type_name(value)}")
+    return value
+
+
+def req_id(body: Mapping[str, Any], key: str, path: str) -> str:
+    """A required string that must not be empty: an id (``tool_call_id``, ``tool_use_id``), a media type."""
+    value = req_str(body, key, path)
+    if not value:
+        raise bad_request(path, "must not be empty")
     return value
 
 

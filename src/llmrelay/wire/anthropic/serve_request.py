@@ -48,6 +48,7 @@ from ..serve_fields import (
     opt_list,
     opt_obj,
     opt_str,
+    req_id,
     req_list,
     req_str,
     stop_list,
@@ -208,7 +209,7 @@ def _user(blocks: list[Any], path: str, d: _Decoding) -> list[Message]:
     for i, value in enumerate(blocks):
         where = f"{path}[{i}]"
         block = d.block(value, where)
-        kind = block.get("type")
+        kind = opt_str(block, "type", f"{where}.type")
         if kind == "tool_result":
             if parts:
                 out.append(Message(role=Role.USER, content=parts))
@@ -221,7 +222,7 @@ def _user(blocks: list[Any], path: str, d: _Decoding) -> list[Message]:
     return out
 
 
-def _part(block: dict[str, Any], kind: Any, where: str) -> ContentPart:
+def _part(block: dict[str, Any], kind: str | None, where: str) -> ContentPart:
     if kind == "text":
         return TextPart(req_str(block, "text", f"{where}.text"))
     if kind == "image":
@@ -235,15 +236,17 @@ def _image(value: Any, path: str) -> ImagePart:
     source = obj(value, path)
     kind = source.get("type")
     if kind == "base64":
-        media_type = req_str(source, "media_type", f"{path}.media_type")
-        return ImagePart(data=req_str(source, "data", f"{path}.data"), media_type=media_type)
+        media_type = req_id(source, "media_type", f"{path}.media_type")
+        if not media_type.startswith("image/"):
+            raise bad_request(f"{path}.media_type", f"expected an image type like 'image/png', got {media_type!r}")
+        return ImagePart(data=req_id(source, "data", f"{path}.data"), media_type=media_type)
     if kind == "url":
         return image_from_url(req_str(source, "url", f"{path}.url"), path)
     raise bad_request(f"{path}.type", f"expected 'base64' or 'url', got {kind!r}")
 
 
 def _tool_result(block: dict[str, Any], where: str, d: _Decoding) -> Message:
-    call_id = req_str(block, "tool_use_id", f"{where}.tool_use_id")
+    call_id = req_id(block, "tool_use_id", f"{where}.tool_use_id")
     if block.get("is_error"):
         d.warnings.append(CallWarning(f"{where}.is_error", "dropped: a tool result's error flag is not carried"))
     content = block.get("content", "")
@@ -254,7 +257,7 @@ def _tool_result(block: dict[str, Any], where: str, d: _Decoding) -> Message:
     parts: list[ContentPart] = []
     for j, value in enumerate(content):
         inner = d.block(value, f"{where}.content[{j}]")
-        parts.append(_part(inner, inner.get("type"), f"{where}.content[{j}]"))
+        parts.append(_part(inner, opt_str(inner, "type", f"{where}.content[{j}].type"), f"{where}.content[{j}]"))
     if len(parts) == 1 and isinstance(parts[0], TextPart):
         return Message(role=Role.TOOL, content=parts[0].text, tool_call_id=call_id)
     return Message(role=Role.TOOL, content=parts, tool_call_id=call_id)
@@ -266,7 +269,7 @@ def _assistant(blocks: list[Any], path: str, d: _Decoding) -> Message:
     for i, value in enumerate(blocks):
         where = f"{path}[{i}]"
         block = d.block(value, where)
-        kind = block.get("type")
+        kind = opt_str(block, "type", f"{where}.type")
         if kind == "text":
             parts.append(TextPart(req_str(block, "text", f"{where}.text")))
         elif kind == "thinking":
@@ -278,7 +281,7 @@ def _assistant(blocks: list[Any], path: str, d: _Decoding) -> Message:
             arguments = obj(block.get("input", {}), f"{where}.input")
             calls.append(
                 ToolCall.create(
-                    req_str(block, "name", f"{where}.name"), arguments, id=req_str(block, "id", f"{where}.id")
+                    req_str(block, "name", f"{where}.name"), arguments, id=req_id(block, "id", f"{where}.id")
                 )
             )
         elif kind in _UNSUPPORTED_BLOCKS:
@@ -319,11 +322,11 @@ def _tool_choice(value: Any, tools: tuple[ToolDef, ...]) -> tuple[ToolChoice | N
     if value is None:
         return None, None
     choice = obj(value, "tool_choice")
-    kind = choice.get("type")
+    kind = opt_str(choice, "type", "tool_choice.type")
     disable = opt_bool(choice, "disable_parallel_tool_use", "tool_choice.disable_parallel_tool_use")
     parallel = None if disable is None else not disable
-    if kind in _CHOICES:
-        return _CHOICES[str(kind)], parallel
+    if kind is not None and kind in _CHOICES:
+        return _CHOICES[kind], parallel
     if kind == "tool":
         name = req_str(choice, "name", "tool_choice.name")
         if name not in {t.name for t in tools}:

@@ -47,6 +47,7 @@ from ..serve_fields import (
     opt_list,
     opt_obj,
     opt_str,
+    req_id,
     req_list,
     req_str,
     stop_list,
@@ -234,7 +235,7 @@ def _tool_calls(value: Any, path: str) -> list[ToolCall]:
         kind = call.get("type", "function")
         if kind != "function":
             raise bad_request(f"{where}.type", f"only function tool calls are supported, got {kind!r}")
-        call_id = req_str(call, "id", f"{where}.id")
+        call_id = req_id(call, "id", f"{where}.id")
         function = obj(call.get("function"), f"{where}.function")
         name = req_str(function, "name", f"{where}.function.name")
         arguments = function.get("arguments", "")
@@ -274,7 +275,7 @@ def _message(value: Any, path: str, warnings: list[CallWarning]) -> Message:
         calls = _tool_calls(message.get("tool_calls"), f"{path}.tool_calls")
         return Message(role=Role.ASSISTANT, content=body, tool_calls=calls, name=name)
     if role == "tool":
-        call_id = req_str(message, "tool_call_id", f"{path}.tool_call_id")
+        call_id = req_id(message, "tool_call_id", f"{path}.tool_call_id")
         return Message.tool(call_id, _text_of(content, f"{path}.content", warnings=warnings))
     if role == "function":
         raise bad_request(f"{path}.role", "the deprecated 'function' role is not supported; use 'tool' messages")
