@@ -164,12 +164,12 @@ async def test_a_refused_request_names_the_key_and_never_its_secret(
 ) -> None:
     """A body that does not decode has no model: the span is named by its operation alone, no provider was
     reached, and the caller is at fault."""
-    async with traced_gateway(upstream_config(upstream), provider) as (url, _):
-        async with (
-            aiohttp.ClientSession() as s,
-            s.post(f"{url}/v1/chat/completions", data=b"{not json", headers=AUTH) as r,
-        ):
-            assert r.status == 400
+    async with (
+        traced_gateway(upstream_config(upstream), provider) as (url, _),
+        aiohttp.ClientSession() as s,
+        s.post(f"{url}/v1/chat/completions", data=b"{not json", headers=AUTH) as r,
+    ):
+        assert r.status == 400
     (span,) = exporter.get_finished_spans()
     assert span.name == "chat"
     attrs = dict(span.attributes or {})

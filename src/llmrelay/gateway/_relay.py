@@ -33,6 +33,7 @@ never a traceback, never aiohttp's plain-text 500.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import ipaddress
 import json
@@ -136,8 +137,9 @@ def secret_of(request: web.Request) -> str | None:
     return key.strip() if key and key.strip() else None
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback(host: str | None) -> bool:
-    """Whether ``host`` (an address or ``localhost``) is a loopback address."""
+    """Whether ``host`` (an address or ``localhost``) is a loopback address (cached: asked per request)."""
     if not host:
         return False
     if host == "localhost":

@@ -266,35 +266,53 @@ class SQLiteLedger:
         return conn
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, row: LedgerRow) -> LedgerRow:
-        cost = None if row.cost is None else str(row.cost)
-        cursor = conn.execute(
-            "INSERT INTO ledger (at, provider, model, key, input_tokens, output_tokens, cache_read_tokens,"
+    def _insert(conn: sqlite3.Connection, rows: Sequence[LedgerRow]) -> list[LedgerRow]:
+        """Insert ``rows`` and add them to their spend buckets, inside the caller's write transaction.
+
+        A few statements per batch, not per row: the ids are the next ones of the table's sequence
+        (the write lock is held, so no other writer can take them), given explicitly to one
+        ``executemany``; the spend is summed per bucket first, then each bucket read and replaced once.
+        """
+        (last,) = conn.execute(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'ledger'), 0),"
+            " COALESCE((SELECT MAX(id) FROM ledger), 0))"
+        ).fetchone()
+        stored = [dataclasses.replace(row, id=last + i) for i, row in enumerate(rows, 1)]
+        conn.executemany(
+            "INSERT INTO ledger (id, at, provider, model, key, input_tokens, output_tokens, cache_read_tokens,"
             " cache_write_tokens, reasoning_tokens, cost, currency, cost_source, cost_unknown, outcome, error_kind,"
             " elapsed_ms, attempts, requested_model, route, status, ttft_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                _at_text(row.at), row.provider, row.model, row.key, row.input_tokens, row.output_tokens,
-                row.cache_read_tokens, row.cache_write_tokens, row.reasoning_tokens, cost, row.currency,
-                row.cost_source, row.cost_unknown, row.outcome, row.error_kind, row.elapsed_ms, row.attempts,
-                row.requested_model, row.route, row.status, row.ttft_ms,
-            ),
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    row.id, _at_text(row.at), row.provider, row.model, row.key, row.input_tokens, row.output_tokens,
+                    row.cache_read_tokens, row.cache_write_tokens, row.reasoning_tokens,
+                    None if row.cost is None else str(row.cost), row.currency, row.cost_source, row.cost_unknown,
+                    row.outcome, row.error_kind, row.elapsed_ms, row.attempts, row.requested_model, row.route,
+                    row.status, row.ttft_ms,
+                )
+                for row in stored
+            ],
         )  # fmt: skip
-        bucket = Spend.key_of(row)
-        found = conn.execute(
-            "SELECT tokens, cost FROM ledger_spend WHERE day = ? AND provider = ? AND model = ?"
-            " AND requested_model = ? AND key = ? AND currency = ?",
-            bucket,
-        ).fetchone()
-        tokens = row.total_tokens + (found[0] if found else 0)
-        total = (row.cost or Decimal(0)) + (Decimal(found[1]) if found else Decimal(0))
-        conn.execute(
-            "INSERT OR REPLACE INTO ledger_spend (day, provider, model, requested_model, key, currency, tokens, cost)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (*bucket, tokens, str(total)),
-        )
-        assert cursor.lastrowid is not None
-        return dataclasses.replace(row, id=cursor.lastrowid)
+        spend: dict[SpendKey, Spend] = {}
+        for row in stored:
+            bucket = spend.setdefault(Spend.key_of(row), Spend())
+            bucket.tokens += row.total_tokens
+            bucket.cost += row.cost or Decimal(0)
+        for key, add in spend.items():
+            found = conn.execute(
+                "SELECT tokens, cost FROM ledger_spend WHERE day = ? AND provider = ? AND model = ?"
+                " AND requested_model = ? AND key = ? AND currency = ?",
+                key,
+            ).fetchone()
+            tokens = add.tokens + (found[0] if found else 0)
+            total = add.cost + (Decimal(found[1]) if found else Decimal(0))
+            conn.execute(
+                "INSERT OR REPLACE INTO ledger_spend (day, provider, model, requested_model, key, currency, tokens,"
+                " cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*key, tokens, str(total)),
+            )
+        return stored
 
     @staticmethod
     def _write(conn: sqlite3.Connection, batch: Sequence[tuple[Hold | None, LedgerRow]]) -> list[LedgerRow]:
@@ -304,7 +322,7 @@ class SQLiteLedger:
             holds = [(hold.id,) for hold, _ in batch if hold is not None]
             if holds:
                 conn.executemany("DELETE FROM ledger_holds WHERE id = ?", holds)
-            stored = [SQLiteLedger._insert(conn, row) for _, row in batch]
+            stored = SQLiteLedger._insert(conn, [row for _, row in batch])
         except BaseException:
             conn.execute("ROLLBACK")
             raise
