@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Literal
 
 from .._errors import RateLimitError
@@ -41,6 +41,9 @@ __all__ = ["RateLimited", "estimate_tokens"]
 
 _MAX_SCOPES = 1024
 """The most scopes whose buckets one ``RateLimited`` keeps built (others are built per call)."""
+
+
+_ONE_REQUEST: Mapping[str, float] = {"requests": 1.0}
 
 
 def estimate_tokens(request: ChatRequest, default_output_tokens: int = 1024) -> int:
@@ -141,7 +144,10 @@ class RateLimited(Provider):
     async def acquire(self, request: ChatRequest) -> Grant:
         """Wait (or fail) until the budget allows one call of ``request``; the grant to settle after."""
         buckets = self._buckets_for(request)
-        cost = {"requests": 1.0, "tokens": float(estimate_tokens(request, self.default_output_tokens))}
+        if self._limits[1] is None:  # no tokens bucket: the estimate would be thrown away
+            cost = _ONE_REQUEST
+        else:
+            cost = {"requests": 1.0, "tokens": float(estimate_tokens(request, self.default_output_tokens))}
         start = self._clock()
         while True:
             got = self.backend.acquire_nowait(buckets, cost)
