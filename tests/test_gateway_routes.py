@@ -435,11 +435,12 @@ async def test_two_workers_both_answer_on_one_port(tmp_path: Path, upstream: Fak
     proc, url = await start_serve(tmp_path, upstream_config(upstream), "--workers", "2")
     pids: set[str] = set()
     try:
-        for _ in range(40):
+        for _ in range(300):  # bounded: about 15 s, for a second worker slow to start on a loaded machine
             async with aiohttp.ClientSession() as s, s.get(f"{url}/healthz") as r:  # a new connection each time
                 pids.add(r.headers["x-llmrelay-worker"])
             if len(pids) == 2:
                 break
+            await asyncio.sleep(0.05)
         status, _, _ = await post(f"{url}/v1/chat/completions", {"model": "oa/gpt-4o-mini", "messages": HI})
     finally:
         proc.send_signal(signal.SIGTERM)

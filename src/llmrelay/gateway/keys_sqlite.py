@@ -8,18 +8,16 @@ secret; a partial unique index keeps names unique among active keys.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import functools
 import json
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .._sqlite_thread import SQLiteThread, check_directory
 from .keys import GatewayKey
 
 __all__ = ["KEYS_SCHEMA_VERSION", "SQLiteKeys"]
@@ -77,34 +75,18 @@ class SQLiteKeys:
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
-        self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread = SQLiteThread(self._open, "llmrelay-keys")
 
     def __repr__(self) -> str:
         return f"SQLiteKeys({str(self.path)!r})"
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="llmrelay-keys")
-        loop = asyncio.get_running_loop()
-        return await asyncio.shield(loop.run_in_executor(self._executor, functools.partial(self._call, fn, *args)))
-
-    def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._conn is None:
-            self._conn = self._open()
-        return fn(self._conn, *args)
+        return await self._thread.run(fn, *args)
 
     def _open(self) -> sqlite3.Connection:
         from ..config._errors import ConfigError
-        from ..config._gateway import user_data_dir
 
-        if self.path.parent == user_data_dir():  # the default place: created on first use
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.parent.exists():
-            raise ConfigError(
-                f"the directory of the key store does not exist: create {str(self.path.parent)!r} first",
-                file=self.path,
-            )
+        check_directory(self.path, "the key store")
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -186,14 +168,4 @@ class SQLiteKeys:
         return await self._run(revoke)
 
     async def aclose(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-
-        def close() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await asyncio.shield(asyncio.get_running_loop().run_in_executor(executor, close))
-        executor.shutdown(wait=False)
+        await self._thread.close()

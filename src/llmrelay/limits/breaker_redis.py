@@ -26,6 +26,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from ..wrappers.breaker_store import SLICES, Admission, BreakerStore, Counts
+from .redis import redis_client
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -112,21 +113,10 @@ class RedisBreakerStore(BreakerStore):
         prefix: str = f"llmrelay:cb:{VERSION}:",
         probe_ttl: float = 30.0,
     ) -> None:
-        if client is None:
-            if url is None:
-                raise ValueError("RedisBreakerStore needs a url or a client")
-            try:
-                from redis.asyncio import Redis as _Redis
-            except ImportError as exc:  # pragma: no cover - depends on the environment
-                raise ImportError("the Redis breaker store needs redis-py: pip install 'llmrelay[redis]'") from exc
-            client = _Redis.from_url(url)
-            self._owned = True
-        else:
-            self._owned = False
-        self.client = client
+        self.client, self._owned = redis_client(url, client, "the Redis breaker store")
         self.prefix = prefix
         self.probe_ttl = probe_ttl
-        self._script: Any = client.register_script(SCRIPT)
+        self._script: Any = self.client.register_script(SCRIPT)
 
     def keys(self, name: str) -> list[str]:
         """The Redis keys of breaker ``name``: open-until, probe owner, window counters."""

@@ -93,6 +93,20 @@ return 0
 """
 
 
+def redis_client(url: str | None, client: Redis | None, what: str) -> tuple[Redis, bool]:
+    """``client`` as given (not owned), or a new one for ``url`` (owned: the caller closes it); ``what``
+    names the caller in the errors."""
+    if client is not None:
+        return client, False
+    if url is None:
+        raise ValueError(f"{what} needs a url or a client")
+    try:
+        from redis.asyncio import Redis as _Redis
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(f"{what} needs redis-py: pip install 'llmrelay[redis]'") from exc
+    return _Redis.from_url(url), True
+
+
 class RedisBackend(LimitBackend):
     """Token buckets and concurrency leases in Redis (see the module docstring).
 
@@ -111,21 +125,10 @@ class RedisBackend(LimitBackend):
         prefix: str = f"llmrelay:rl:{VERSION}:",
         poll: float = 0.05,
     ) -> None:
-        if client is None:
-            if url is None:
-                raise ValueError("RedisBackend needs a url or a client")
-            try:
-                from redis.asyncio import Redis as _Redis
-            except ImportError as exc:  # pragma: no cover - depends on the environment
-                raise ImportError("the Redis rate-limit backend needs redis-py: pip install 'llmrelay[redis]'") from exc
-            client = _Redis.from_url(url)
-            self._owned = True
-        else:
-            self._owned = False
-        self.client = client
+        self.client, self._owned = redis_client(url, client, "the Redis rate-limit backend")
         self.prefix = prefix
         self.poll = poll
-        self._script: Any = client.register_script(SCRIPT)
+        self._script: Any = self.client.register_script(SCRIPT)
 
     def key(self, bucket: BucketSpec) -> str:
         """The Redis key of ``bucket``."""

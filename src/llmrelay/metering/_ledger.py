@@ -11,12 +11,13 @@ so the spend is never counted twice nor lost between the two.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from ._model import Budget, Hold, LedgerRow, Totals
+from ._model import Budget, Hold, LedgerRow, Totals, totals_of
 
 __all__ = ["UsageLedger"]
 
@@ -81,3 +82,28 @@ class UsageLedger(Protocol):
     async def aclose(self) -> None:
         """Release the store's resources (idempotent)."""
         ...
+
+
+class TotalsFromRows(ABC):
+    """``totals`` as the sum of what ``rows`` returns: what each store does until one sums in its database."""
+
+    @abstractmethod
+    async def rows(
+        self,
+        *,
+        since: datetime | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+        limit: int | None = None,
+    ) -> list[LedgerRow]: ...
+
+    async def totals(
+        self,
+        *,
+        since: datetime | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+    ) -> Totals:
+        return totals_of(await self.rows(since=since, provider=provider, model=model, key=key))

@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, Totals, check, matches, totals_of
+from ._ledger import TotalsFromRows
+from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, check, matches
 
 __all__ = ["MemoryLedger"]
 
 
-class MemoryLedger:
+class MemoryLedger(TotalsFromRows):
     """A ``UsageLedger`` in memory; see the module docstring."""
 
     def __init__(self, *, hold_ttl: float = 3600.0, wall: Callable[[], float] = time.time) -> None:
@@ -61,16 +62,6 @@ class MemoryLedger:
         with self._lock:
             found = [r for r in self._rows if matches(r, since=since, provider=provider, model=model, key=key)]
         return found if limit is None else found[max(0, len(found) - limit) :]
-
-    async def totals(
-        self,
-        *,
-        since: datetime | None = None,
-        provider: str | None = None,
-        model: str | None = None,
-        key: str | None = None,
-    ) -> Totals:
-        return totals_of(await self.rows(since=since, provider=provider, model=model, key=key))
 
     async def reserve(
         self,

@@ -43,7 +43,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, Totals, check, totals_of, utc
+from ._ledger import TotalsFromRows
+from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, check, utc
 
 __all__ = ["PG_SCHEMA_VERSION", "PostgresLedger", "asyncpg_module", "connect_error", "safe_url"]
 
@@ -170,7 +171,7 @@ class _Pending:
     done: asyncio.Future[LedgerRow]
 
 
-class PostgresLedger:
+class PostgresLedger(TotalsFromRows):
     """A ``UsageLedger`` in the PostgreSQL database at ``url`` (``postgresql://USER:PASSWORD@HOST/DB``);
     see the module docstring. ``batch_size`` caps the rows of one write transaction; ``pool_size`` the
     connections of this process."""
@@ -414,16 +415,6 @@ class PostgresLedger:
         limit: int | None = None,
     ) -> list[LedgerRow]:
         return await asyncio.shield(self._select(since, provider, model, key, limit))
-
-    async def totals(
-        self,
-        *,
-        since: datetime | None = None,
-        provider: str | None = None,
-        model: str | None = None,
-        key: str | None = None,
-    ) -> Totals:
-        return totals_of(await self.rows(since=since, provider=provider, model=model, key=key))
 
     async def reserve(
         self,

@@ -34,17 +34,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, Totals, check, totals_of, utc
+from .._sqlite_thread import SQLiteThread, check_directory
+from ._ledger import TotalsFromRows
+from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, check, utc
 
 __all__ = ["SCHEMA_VERSION", "SQLiteLedger"]
 
@@ -173,7 +173,7 @@ def _fail(batch: Sequence[_Pending], exc: BaseException) -> None:
             item.done.set_exception(error)
 
 
-class SQLiteLedger:
+class SQLiteLedger(TotalsFromRows):
     """A ``UsageLedger`` in the SQLite file at ``path`` (created with its tables when missing); see the
     module docstring."""
 
@@ -193,8 +193,7 @@ class SQLiteLedger:
         self.busy_timeout = busy_timeout
         self.batch_size = batch_size
         self._wall = wall
-        self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread = SQLiteThread(self._open, "llmrelay-ledger")
         self._queue: list[_Pending] = []
         self._writing: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
@@ -210,29 +209,12 @@ class SQLiteLedger:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="llmrelay-ledger")
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, functools.partial(self._call, fn, *args))
-        # Shielded: a cancelled caller stops waiting, but the statement still runs to its end.
-        return await asyncio.shield(future)
-
-    def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._conn is None:
-            self._conn = self._open()
-        return fn(self._conn, *args)
+        return await self._thread.run(fn, *args)
 
     def _open(self) -> sqlite3.Connection:
         from ..config._errors import ConfigError
-        from ..config._gateway import user_data_dir
 
-        if self.path.parent == user_data_dir():  # the default place: created on first use
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.parent.exists():
-            raise ConfigError(
-                f"the directory of the ledger file does not exist: create {str(self.path.parent)!r} first",
-                file=self.path,
-            )
+        check_directory(self.path, "the ledger file")
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -499,16 +481,6 @@ class SQLiteLedger:
         await self._written()
         return await self._run(self._select, since, provider, model, key, limit)
 
-    async def totals(
-        self,
-        *,
-        since: datetime | None = None,
-        provider: str | None = None,
-        model: str | None = None,
-        key: str | None = None,
-    ) -> Totals:
-        return totals_of(await self.rows(since=since, provider=provider, model=model, key=key))
-
     async def reserve(
         self,
         budgets: Sequence[Budget],
@@ -537,14 +509,5 @@ class SQLiteLedger:
         if self._closed:
             return
         await self.flush()
-        executor = self._executor
-        if executor is not None:
-
-            def close(conn: sqlite3.Connection | None = None) -> None:
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
-
-            await asyncio.shield(asyncio.get_running_loop().run_in_executor(executor, close))
-            executor.shutdown(wait=False)
+        await self._thread.close()
         self._closed = True
