@@ -216,6 +216,42 @@ async def test_several_buckets_are_consumed_all_or_nothing(backend: LimitBackend
     assert isinstance(await backend.acquire([wide], {"requests": 1}), float)
 
 
+async def test_settling_or_releasing_a_grant_twice_frees_its_slot_once(backend: LimitBackend) -> None:
+    s = scope()
+    slot = BucketSpec(f"{{{s}}}:concurrency", 1, 600, "slots", "concurrency")
+    first = await backend.acquire((slot,), {})
+    assert isinstance(first, Grant)
+    await backend.settle(first, {})
+    await backend.release(first)
+    if not backend.settle_nowait(first, None):  # a backend without I/O does it at once
+        await backend.release(first)
+    assert isinstance(await backend.acquire((slot,), {}), Grant)
+    assert isinstance(await backend.acquire((slot,), {}), float)  # one slot, held: freed once, not thrice
+
+
+async def test_buckets_in_any_order_and_container_share_one_budget(backend: LimitBackend) -> None:
+    s = scope()
+
+    def specs() -> list[BucketSpec]:  # built anew each time, as two processes (or wrappers) would
+        return [
+            BucketSpec(f"{{{s}}}:tokens", 100, 3600, "tokens", refundable=True),
+            BucketSpec(f"{{{s}}}:concurrency", 2, 600, "slots", "concurrency"),
+            BucketSpec(f"{{{s}}}:requests", 3, 3600, "requests"),
+        ]
+
+    a = await backend.acquire(specs(), {"requests": 1, "tokens": 60})
+    assert isinstance(a, Grant)
+    b = await backend.acquire(tuple(reversed(specs())), {"requests": 1, "tokens": 60})
+    assert isinstance(b, float)  # 40 tokens left of 100: the same budget, whatever the order
+    await backend.settle(a, {"tokens": 10})  # 50 of the 60 reserved come back: 90 left
+    b = await backend.acquire(tuple(reversed(specs())), {"requests": 1, "tokens": 60})
+    assert isinstance(b, Grant)
+    await backend.release(b)  # refundable tokens back, its slot freed; its request stays counted
+    d = await backend.acquire(specs(), {"requests": 1, "tokens": 90})
+    assert isinstance(d, Grant)  # 90 tokens are there again; the third and last request of 3
+    assert isinstance(await backend.acquire(specs(), {"requests": 1}), float)  # no request left
+
+
 # --- memory backend, injected clock -----------------------------------------------------------------------
 
 

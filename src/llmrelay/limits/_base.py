@@ -47,14 +47,22 @@ class BucketSpec:
             raise ValueError(f"bucket {self.key!r}: limit and window must be positive")
 
 
-@dataclass(frozen=True, slots=True)
 class Grant:
-    """What ``acquire`` consumed: the buckets, the amount taken from each, and the lease held."""
+    """What ``acquire`` consumed: the buckets, the amount taken from each, and the lease held (the lease
+    id holding a slot in each concurrency bucket; ``None`` without one).
 
-    buckets: tuple[BucketSpec, ...]
-    amounts: tuple[float, ...]
-    lease: str | None = None
-    """The lease id holding a slot in each concurrency bucket (``None`` without one)."""
+    A plain class with slots rather than a frozen dataclass: one is built on every call, and a frozen
+    dataclass's ``__init__`` costs six times as much. Treat it as immutable."""
+
+    __slots__ = ("amounts", "buckets", "lease")
+
+    def __init__(self, buckets: tuple[BucketSpec, ...], amounts: tuple[float, ...], lease: str | None = None) -> None:
+        self.buckets = buckets
+        self.amounts = amounts
+        self.lease = lease
+
+    def __repr__(self) -> str:
+        return f"Grant(buckets={self.buckets!r}, amounts={self.amounts!r}, lease={self.lease!r})"
 
 
 def amounts_for(buckets: Sequence[BucketSpec], cost: Mapping[str, float]) -> tuple[float, ...]:

@@ -1,19 +1,86 @@
 """``MemoryBackend``: the buckets in this process. Every operation runs without an await and under a
 thread lock, so it is atomic for asyncio tasks and for event loops in several threads (the configuration
-shares one backend per process). ``clock`` is injectable for tests."""
+shares one backend per process). ``clock`` is injectable for tests.
+
+This runs around every call, so its path is short: each bucket key has one mutable state (a rate
+bucket's level and when it was read; a concurrency bucket's set of leases), and each tuple of buckets a
+caller passes (``RateLimited`` passes the same tuple for a scope every time) is compiled once into a
+``_Plan`` holding those states and the buckets' constants. A call then does no lookup per bucket, and
+its grant carries the plan, so settling it does none either.
+"""
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from ._base import BucketSpec, Grant, LimitBackend
+from ._base import BucketSpec, Grant, LimitBackend, refunds_for
 
 __all__ = ["MemoryBackend"]
 
 _EPSILON = 1e-9
+_LEASE = "memory"
+"""The ``lease`` of a grant holding slots here (the grant itself is the lease: see ``_Held``)."""
+_MAX_PLANS = 4096
+"""The most compiled bucket tuples kept (a caller that builds a new tuple per call gets a plan per call)."""
+
+
+class _Level:
+    """A rate bucket's state: its ``level`` when last read, at ``at`` (it refills from there)."""
+
+    __slots__ = ("at", "level")
+
+    def __init__(self, level: float, at: float) -> None:
+        self.level = level
+        self.at = at
+
+
+class _Slots:
+    """A concurrency bucket's state: the slots ``held`` now."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held = 0
+
+
+class _Plan:
+    """A tuple of buckets, compiled: ``rates`` (per rate bucket: its state, resource, limit, refill per
+    second and whether a release refunds it) then ``slots`` (per concurrency bucket: its state and
+    limit). ``ordered`` is the buckets in that order (rates first): a grant's ``buckets``."""
+
+    __slots__ = ("ones", "ordered", "owner", "rates", "slots", "source")
+
+    def __init__(self, owner: MemoryBackend, source: Sequence[BucketSpec], now: float) -> None:
+        self.owner = owner
+        levels, slots = owner._levels, owner._slots
+        self.source = source
+        """The tuple compiled (held so that its ``id``, the cache key, is not reused)."""
+        rate_buckets = [b for b in source if b.kind == "rate"]
+        slot_buckets = [b for b in source if b.kind == "concurrency"]
+        self.rates = tuple(
+            (levels.setdefault(b.key, _Level(b.limit, now)), b.resource, b.limit, b.limit / b.window, b.refundable)
+            for b in rate_buckets
+        )
+        self.slots = tuple((slots.setdefault(b.key, _Slots()), b.limit) for b in slot_buckets)
+        self.ordered = (*rate_buckets, *slot_buckets)
+        self.ones = (1.0,) * len(slot_buckets)
+        """A concurrency bucket's amount: one slot each."""
+
+
+class _Held(Grant):
+    """A grant of this backend: it carries its plan, and whether it still holds its slots (so a second
+    settle or release of the same grant frees nothing)."""
+
+    __slots__ = ("holds", "plan")
+
+    def __init__(self, plan: _Plan, amounts: tuple[float, ...], lease: str | None) -> None:
+        self.buckets = plan.ordered
+        self.amounts = amounts
+        self.lease = lease
+        self.plan = plan
+        self.holds = lease is not None
 
 
 class MemoryBackend(LimitBackend):
@@ -26,106 +93,130 @@ class MemoryBackend(LimitBackend):
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, poll: float = 0.01) -> None:
         self._clock = clock
         self.poll = poll
-        self._levels: dict[str, tuple[float, float]] = {}  # key -> (level, at)
-        self._leases: dict[str, set[str]] = {}
-        self._ids = itertools.count(1)
+        self._levels: dict[str, _Level] = {}
+        self._slots: dict[str, _Slots] = {}
+        self._plans: dict[int, _Plan] = {}
+        """``id(buckets)`` -> its plan."""
         self._lock = threading.Lock()
 
     def level(self, bucket: BucketSpec) -> float:
         """The bucket's level now (units available; below zero after an overdraft)."""
-        return self._level(bucket, self._clock())
+        with self._lock:
+            if bucket.kind == "concurrency":
+                slots = self._slots.get(bucket.key)
+                return bucket.limit - (0 if slots is None else slots.held)
+            state = self._levels.get(bucket.key)
+            if state is None:
+                return bucket.limit  # never drawn on: full
+            return _refilled(state, bucket.limit, bucket.limit / bucket.window, self._clock())
 
-    def _level(self, bucket: BucketSpec, now: float) -> float:
-        if bucket.kind == "concurrency":
-            return bucket.limit - len(self._leases.get(bucket.key, ()))
-        stored = self._levels.get(bucket.key)
-        if stored is None:
-            return bucket.limit  # never drawn on, or refilled: full
-        level, at = stored
-        return min(bucket.limit, level + max(0.0, now - at) * bucket.limit / bucket.window)
+    def _plan(self, buckets: Sequence[BucketSpec]) -> _Plan:
+        plan = self._plans.get(id(buckets))
+        if plan is None or plan.source is not buckets:
+            plan = _Plan(self, buckets, self._clock())
+            if isinstance(buckets, tuple) and len(self._plans) < _MAX_PLANS:
+                self._plans[id(buckets)] = plan
+        return plan
 
     async def acquire(self, buckets: Sequence[BucketSpec], cost: Mapping[str, float]) -> Grant | float:
-        with self._lock:
-            return self._acquire(buckets, cost)
+        return self.acquire_nowait(buckets, cost)
 
     def acquire_nowait(self, buckets: Sequence[BucketSpec], cost: Mapping[str, float]) -> Grant | float:
-        with self._lock:
-            return self._acquire(buckets, cost)
+        # One pass that checks every bucket (the amounts of ``amounts_for`` and the refill of ``_refilled``,
+        # inlined: this runs on every call), then one that consumes them all: all or nothing.
+        lock = self._lock
+        lock.acquire()
+        try:
+            plan = self._plan(buckets)
+            now = self._clock()  # one reading for the whole operation
+            wait = 0.0
+            amounts: list[float] = []
+            for state, resource, limit, per_second, _ in plan.rates:
+                want = cost.get(resource, 0.0)
+                amount = limit if want > limit else want if want > 0.0 else 0.0
+                amounts.append(amount)
+                level = state.level + (now - state.at) * per_second if now > state.at else state.level
+                if level + _EPSILON < amount:  # float refill arithmetic: 61 - 1e-14 is 61
+                    wait = max(wait, (amount - level) / per_second)
+            for slots, limit in plan.slots:
+                if limit - slots.held + _EPSILON < 1.0:
+                    wait = max(wait, self.poll)
+            if wait > 0.0:
+                return wait
+            for (state, _, limit, per_second, _), amount in zip(plan.rates, amounts, strict=True):
+                level = state.level + (now - state.at) * per_second if now > state.at else state.level
+                state.level = (limit if level > limit else level) - amount
+                state.at = now
+            if not plan.slots:
+                return _Held(plan, tuple(amounts), None)
+            for slots, _ in plan.slots:
+                slots.held += 1
+            return _Held(plan, (*amounts, *plan.ones), _LEASE)
+        finally:
+            lock.release()
 
     def settle_nowait(self, grant: Grant, actual: Mapping[str, float] | None) -> bool:
-        # ``refunds_for`` and ``_give_back_now`` in one pass (this runs on every call).
-        with self._lock:
+        # ``refunds_for`` and ``_give_back`` in one pass (this runs on every call).
+        if type(grant) is not _Held or grant.plan.owner is not self:
+            self._give_back_now(grant, refunds_for(grant, actual))  # not one of this backend's own grants
+            return True
+        plan = grant.plan
+        lock = self._lock
+        lock.acquire()
+        try:
             now = self._clock()
-            levels = self._levels
-            for bucket, amount in zip(grant.buckets, grant.amounts, strict=True):
-                if bucket.kind == "concurrency":
-                    held = self._leases.get(bucket.key)
-                    if held is not None and grant.lease is not None:
-                        held.discard(grant.lease)
-                    continue
+            # ``amounts`` has the rate buckets' amounts, then the slots' ones: zip stops at the rates.
+            for (state, resource, limit, per_second, refundable), amount in zip(
+                plan.rates, grant.amounts, strict=False
+            ):
                 if actual is None:
-                    refund = amount if bucket.refundable else 0.0
-                elif bucket.resource in actual:
-                    used = actual[bucket.resource]
+                    if not refundable:
+                        continue
+                    refund = amount
+                elif resource in actual:
+                    used = actual[resource]
                     refund = amount - (used if used > 0.0 else 0.0)
                 else:
                     continue
                 if refund:
-                    level = self._level(bucket, now) + refund
-                    levels[bucket.key] = (bucket.limit if level > bucket.limit else level, now)
+                    level = state.level + (now - state.at) * per_second if now > state.at else state.level
+                    level += refund
+                    state.level = limit if level > limit else level
+                    state.at = now
+            if grant.holds:
+                grant.holds = False
+                for slots, _ in plan.slots:
+                    slots.held -= 1
+        finally:
+            lock.release()
         return True
 
-    def _acquire(self, buckets: Sequence[BucketSpec], cost: Mapping[str, float]) -> Grant | float:
-        # One pass that checks every bucket (the amounts of ``amounts_for``, inlined: this runs on every
-        # call), then one that consumes them: all or nothing.
-        now = self._clock()  # one reading for the whole operation
-        levels = self._levels
-        wait = 0.0
-        amounts: list[float] = []
-        after: list[float] = []
-        slots = False
-        for bucket in buckets:
-            if bucket.kind == "concurrency":
-                slots = True
-                amounts.append(1.0)
-                after.append(0.0)
-                if bucket.limit - len(self._leases.get(bucket.key, ())) + _EPSILON < 1.0:
-                    wait = max(wait, self.poll)
-                continue
-            want = cost.get(bucket.resource, 0.0)
-            amount = bucket.limit if want > bucket.limit else want if want > 0.0 else 0.0
-            stored = levels.get(bucket.key)
-            if stored is None:
-                level = bucket.limit  # never drawn on, or refilled: full
-            else:
-                level = stored[0] + (now - stored[1] if now > stored[1] else 0.0) * bucket.limit / bucket.window
-                if level > bucket.limit:
-                    level = bucket.limit
-            amounts.append(float(amount))
-            after.append(level - amount)
-            if level + _EPSILON < amount:  # float refill arithmetic: 61 - 1e-14 is 61
-                wait = max(wait, (amount - level) * bucket.window / bucket.limit)
-        if wait > 0:
-            return wait
-        lease = f"m{next(self._ids)}" if slots else None
-        for bucket, left in zip(buckets, after, strict=True):
-            if bucket.kind == "concurrency":
-                assert lease is not None
-                self._leases.setdefault(bucket.key, set()).add(lease)
-            else:
-                levels[bucket.key] = (left, now)
-        return Grant(tuple(buckets), tuple(amounts), lease)
-
     async def _give_back(self, grant: Grant, refunds: Sequence[float]) -> None:
-        with self._lock:
-            self._give_back_now(grant, refunds)
+        self._give_back_now(grant, refunds)
 
     def _give_back_now(self, grant: Grant, refunds: Sequence[float]) -> None:
-        now = self._clock()
-        for bucket, refund in zip(grant.buckets, refunds, strict=True):
-            if bucket.kind == "concurrency":
-                held = self._leases.get(bucket.key)
-                if held is not None and grant.lease is not None:
-                    held.discard(grant.lease)
-            elif refund:
-                self._levels[bucket.key] = (min(bucket.limit, self._level(bucket, now) + refund), now)
+        """By bucket key (any grant, in any bucket order): add ``refunds``; free the slots of a grant of
+        this backend that still holds them (no other grant holds any here)."""
+        with self._lock:
+            now = self._clock()
+            frees = type(grant) is _Held and grant.plan.owner is self and grant.holds
+            if frees:
+                grant.holds = False  # type: ignore[attr-defined]
+            for bucket, refund in zip(grant.buckets, refunds, strict=True):
+                if bucket.kind == "concurrency":
+                    slots = self._slots.get(bucket.key)
+                    if frees and slots is not None:
+                        slots.held -= 1
+                elif refund:
+                    state = self._levels.get(bucket.key)
+                    if state is None:
+                        continue  # never drawn on: full already
+                    level = _refilled(state, bucket.limit, bucket.limit / bucket.window, now) + refund
+                    state.level = bucket.limit if level > bucket.limit else level  # in place: plans hold it
+                    state.at = now
+
+
+def _refilled(state: _Level, limit: float, per_second: float, now: float) -> float:
+    """``state``'s level at ``now``: refilled at ``per_second`` since it was read, at most ``limit``."""
+    level = state.level + (now - state.at) * per_second if now > state.at else state.level
+    return limit if level > limit else level

@@ -20,8 +20,10 @@ from ..profiles import ModelProfile
 __all__ = [
     "Call",
     "Committed",
+    "Finish",
     "OverCandidates",
     "PassThrough",
+    "as_pair",
     "bound",
     "call_chat",
     "close_each",
@@ -34,8 +36,13 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+R = TypeVar("R")
 Call = Callable[[Provider, ChatRequest], Awaitable[T]]
 """One attempt: ``call_chat`` or ``open_stream``."""
+Finish = Callable[[T, list[Attempt]], R]
+"""What an attempt loop returns, from the result and the attempts that failed before it:
+``response_with`` for ``chat`` (so ``chat`` can return the loop's coroutine itself, one frame fewer on
+every call), ``as_pair`` for a stream (``stream_of`` takes the pair)."""
 
 
 _FIELDS: dict[type[ChatRequest], tuple[str, ...]] = {}
@@ -132,6 +139,11 @@ class Committed(PassThrough):
     @property
     def attempts(self) -> tuple[Attempt, ...]:
         return self._attempts
+
+
+def as_pair(result: T, attempts: list[Attempt]) -> tuple[T, list[Attempt]]:
+    """The ``Finish`` of a stream's attempt loop: the result and the attempts, as they are."""
+    return result, attempts
 
 
 def response_with(response: ChatResponse, attempts: Sequence[Attempt]) -> ChatResponse:

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 from .._errors import Attempt, FirstEventTimeout, LlmError
 from .._policy import should_fail_over
@@ -38,7 +38,9 @@ from .._provider import ChatStream, Provider
 from .._types import ChatRequest, ChatResponse
 from ._attempt import (
     Call,
+    Finish,
     OverCandidates,
+    as_pair,
     bound,
     call_chat,
     failure,
@@ -52,6 +54,7 @@ from ._attempt import (
 __all__ = ["Candidate", "Fallback"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 Candidate = Provider | tuple[Provider, str | None]
 """A provider (with its default model) or a provider and the model to ask it for."""
 
@@ -82,14 +85,14 @@ class Fallback(OverCandidates):
         inner = ", ".join(f"({p!r}, {m!r})" for p, m in self.candidates)
         return f"Fallback([{inner}], name={self.name!r})"
 
-    async def _run(self, request: ChatRequest, call: Call[T]) -> tuple[T, list[Attempt]]:
+    async def _run(self, request: ChatRequest, call: Call[T], finish: Finish[T, R]) -> R:
         attempts: list[Attempt] = []
         tries = 0
         for provider, model in self.candidates:
             began = self._clock()
             tries += 1
             try:
-                return await call(provider, with_model(request, model)), attempts
+                return finish(await call(provider, with_model(request, model)), attempts)
             except LlmError as error:
                 record(attempts, provider, model, error, self._clock() - began)
                 last = error
@@ -97,13 +100,13 @@ class Fallback(OverCandidates):
                 break
         raise failure(attempts, last, tries=tries, provider=self.name)
 
-    async def chat(self, request: ChatRequest) -> ChatResponse:
-        response, attempts = await self._run(request, call_chat)
-        return response_with(response, attempts)
+    def chat(self, request: ChatRequest) -> Coroutine[Any, Any, ChatResponse]:
+        # The attempt loop's coroutine itself (``response_with`` is its ``finish``): no frame of our own.
+        return self._run(request, call_chat, response_with)
 
     def chat_stream(self, request: ChatRequest) -> ChatStream:
         call = open_stream if self.first_event_timeout is None else self._open_in_time
-        return stream_of(lambda: self._run(request, call), provider=self.name, model=self.model)
+        return stream_of(lambda: self._run(request, call, as_pair), provider=self.name, model=self.model)
 
     async def _open_in_time(self, provider: Provider, request: ChatRequest) -> ChatStream:
         """``open_stream`` within ``first_event_timeout``: when it runs out, the attempt is cancelled (which

@@ -61,13 +61,19 @@ def estimate_tokens(request: ChatRequest, default_output_tokens: int = 1024) -> 
     return chars // 4 + output
 
 
-def _used(usage: Usage | None) -> dict[str, float]:
+_NOTHING_USED: Mapping[str, float] = {}
+
+
+def _used(usage: Usage | None) -> Mapping[str, float]:
+    """What a call used, by resource: the tokens of ``usage`` (nothing known: no correction)."""
     if usage is None:
-        return {}
+        return _NOTHING_USED
     total = usage.total_tokens
-    if total is None and (usage.input_tokens is not None or usage.output_tokens is not None):
+    if total is None:
+        if usage.input_tokens is None and usage.output_tokens is None:
+            return _NOTHING_USED
         total = (usage.input_tokens or 0) + (usage.output_tokens or 0)
-    return {} if total is None else {"tokens": float(total)}
+    return {"tokens": float(total)}
 
 
 class RateLimited(Provider):
@@ -107,7 +113,10 @@ class RateLimited(Provider):
         self._clock = clock
         self._specs: dict[str, tuple[BucketSpec, ...]] = {}
         """Scope -> its buckets: they depend on nothing else (the limits are fixed here), so each scope's
-        are built once, not on every call."""
+        are built once, not on every call (and the same tuple each time, which the memory backend's
+        compiled plans are keyed by)."""
+        self._by_model: dict[str | None, tuple[BucketSpec, ...]] = {}
+        """``request.model`` -> its scope's buckets, so a call does not format its scope name."""
 
     def __repr__(self) -> str:
         rpm, tpm, conc = self._limits
@@ -125,6 +134,9 @@ class RateLimited(Provider):
         return list(self._buckets_for(request))
 
     def _buckets_for(self, request: ChatRequest) -> tuple[BucketSpec, ...]:
+        specs = self._by_model.get(request.model)
+        if specs is not None:
+            return specs
         scope = self.scope or f"{self.name}/{request.model or self.model}"
         specs = self._specs.get(scope)
         if specs is None:
@@ -139,18 +151,28 @@ class RateLimited(Provider):
             specs = tuple(out)
             if len(self._specs) < _MAX_SCOPES:  # bounded: a caller naming a new model per request
                 self._specs[scope] = specs
+        if len(self._by_model) < _MAX_SCOPES:
+            self._by_model[request.model] = specs
         return specs
+
+    def _cost(self, request: ChatRequest) -> Mapping[str, float]:
+        if self._limits[1] is None:  # no tokens bucket: the estimate would be thrown away
+            return _ONE_REQUEST
+        return {"requests": 1.0, "tokens": float(estimate_tokens(request, self.default_output_tokens))}
 
     async def acquire(self, request: ChatRequest) -> Grant:
         """Wait (or fail) until the budget allows one call of ``request``; the grant to settle after."""
         buckets = self._buckets_for(request)
-        if self._limits[1] is None:  # no tokens bucket: the estimate would be thrown away
-            cost = _ONE_REQUEST
-        else:
-            cost = {"requests": 1.0, "tokens": float(estimate_tokens(request, self.default_output_tokens))}
+        cost = self._cost(request)
+        got = self.backend.acquire_nowait(buckets, cost)
+        return got if type(got) is Grant else await self._acquire(buckets, cost, got)
+
+    async def _acquire(
+        self, buckets: tuple[BucketSpec, ...], cost: Mapping[str, float], got: Grant | float | None
+    ) -> Grant:
+        """The slow path of ``acquire``: ``got`` (the first answer) was a wait, or ``None`` (ask ``acquire``)."""
         start = self._clock()
         while True:
-            got = self.backend.acquire_nowait(buckets, cost)
             if got is None:
                 got = await self.backend.acquire(buckets, cost)
             if isinstance(got, Grant):
@@ -163,18 +185,25 @@ class RateLimited(Provider):
                     retry_after=got,
                 )
             await self._sleep(got)
+            got = self.backend.acquire_nowait(buckets, cost)
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        grant = await self.acquire(request)
+        # ``acquire`` inlined: this is every call's path, and a memory backend answers it without an await.
+        buckets = self._by_model.get(request.model) or self._buckets_for(request)
+        cost = _ONE_REQUEST if self._limits[1] is None else self._cost(request)
+        backend = self.backend
+        grant = backend.acquire_nowait(buckets, cost)
+        if type(grant) is not Grant:
+            grant = await self._acquire(buckets, cost, grant)
         try:
             response = await self.inner.chat(request)
         except BaseException:
-            if not self.backend.settle_nowait(grant, None):
-                await asyncio.shield(self.backend.release(grant))  # runs to the end even if cancelled again
+            if not backend.settle_nowait(grant, None):
+                await asyncio.shield(backend.release(grant))  # runs to the end even if cancelled again
             raise
         used = _used(response.usage)
-        if not self.backend.settle_nowait(grant, used):
-            await self.backend.settle(grant, used)
+        if not backend.settle_nowait(grant, used):
+            await backend.settle(grant, used)
         return response
 
     def chat_stream(self, request: ChatRequest) -> ChatStream:

@@ -22,19 +22,20 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from .._errors import Attempt, LlmError
 from .._policy import should_retry
 from .._provider import Capabilities, ChatStream, ModelInfo, Provider
 from .._types import ChatRequest, ChatResponse
 from ..profiles import ModelProfile
-from ._attempt import Call, call_chat, failure, open_stream, record, response_with, stream_of
+from ._attempt import Call, Finish, as_pair, call_chat, failure, open_stream, record, response_with, stream_of
 
 __all__ = ["Retrying"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Retrying(Provider):
@@ -82,7 +83,7 @@ class Retrying(Provider):
         backoff = self._rng() * min(self.max_delay, self.base_delay * 2.0**retry)
         return min(max(backoff, error.retry_after or 0.0), self.max_delay)
 
-    async def _run(self, request: ChatRequest, call: Call[T]) -> tuple[T, list[Attempt]]:
+    async def _run(self, request: ChatRequest, call: Call[T], finish: Finish[T, R]) -> R:
         attempts: list[Attempt] = []
         model = request.model or self.inner.model
         start = self._clock()
@@ -91,7 +92,7 @@ class Retrying(Provider):
             began = self._clock()
             tries += 1
             try:
-                return await call(self.inner, request), attempts
+                return finish(await call(self.inner, request), attempts)
             except LlmError as error:
                 record(attempts, self.inner, model, error, self._clock() - began)
                 last = error
@@ -103,12 +104,14 @@ class Retrying(Provider):
             await self._sleep(wait)
         raise failure(attempts, last, tries=tries, provider=self.name)
 
-    async def chat(self, request: ChatRequest) -> ChatResponse:
-        response, attempts = await self._run(request, call_chat)
-        return response_with(response, attempts)
+    def chat(self, request: ChatRequest) -> Coroutine[Any, Any, ChatResponse]:
+        # The attempt loop's coroutine itself (``response_with`` is its ``finish``): no frame of our own.
+        return self._run(request, call_chat, response_with)
 
     def chat_stream(self, request: ChatRequest) -> ChatStream:
-        return stream_of(lambda: self._run(request, open_stream), provider=self.name, model=request.model or self.model)
+        return stream_of(
+            lambda: self._run(request, open_stream, as_pair), provider=self.name, model=request.model or self.model
+        )
 
     async def aclose(self) -> None:
         await self.inner.aclose()
