@@ -68,13 +68,17 @@ class Scenario:
     clients: tuple[str, ...]
     target: float | None  # client/bare wall-time ratio; None: reported only
     needs_redis: bool = False
+    paired: bool = False
+    """Client and bare in one process, taking turns (``paired_turns``); else a process each."""
 
 
 def scenarios(quick: bool) -> list[Scenario]:
     n_json, n_chunks, n_redis = (500, 5_000, 300) if quick else (2_000, 20_000, 1_000)
     return [
-        Scenario("json_c64", f"{n_json:,} requests, c=64", "json", n_json, 64, 50, ("wrapped",), 1.05),
-        Scenario("stream1", f"1 stream x {n_chunks:,} chunks", "stream", 1, 1, n_chunks, ("wrapped",), 1.05),
+        Scenario("json_c64", f"{n_json:,} requests, c=64", "json", n_json, 64, 50, ("wrapped",), 1.05, paired=True),
+        Scenario(
+            "stream1", f"1 stream x {n_chunks:,} chunks", "stream", 1, 1, n_chunks, ("wrapped",), 1.05, paired=True
+        ),
         Scenario(
             "redis_c1",
             f"{n_redis:,} requests, c=1",
@@ -155,16 +159,76 @@ def _register_clients(redis_url: str | None) -> None:
 
 
 def child_main(argv: list[str]) -> None:
-    """``wrappers.py --child [--redis-url URL] <bench/clients.py options>``."""
+    """``wrappers.py --child [--redis-url URL] [--paired] <bench/clients.py options>``: one client in this
+    process (``bench/clients.py``), or with ``--paired`` the client and the bare baseline, taking turns."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--redis-url", default=None)
+    parser.add_argument("--paired", action="store_true")
     ours, rest = parser.parse_known_args(argv)
     _register_clients(ours.redis_url)
     import clients
 
+    if ours.paired:
+        import asyncio
+
+        paired_parser = argparse.ArgumentParser()
+        for flag in ("--client", "--kind"):
+            paired_parser.add_argument(flag, required=True)
+        for flag in ("--port", "--count", "--concurrency", "--tokens", "--repeats"):
+            paired_parser.add_argument(flag, type=int, required=True)
+        paired_parser.add_argument("--cpu", type=int, default=None)
+        args, _ = paired_parser.parse_known_args(rest)
+        if args.cpu is not None and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {args.cpu})
+        json.dump(asyncio.run(paired_turns(args)), sys.stdout)
+        sys.stdout.write("\n")
+        return
     sys.argv = [str(HERE / "clients.py"), *rest]
     clients.main()
+
+
+async def paired_turns(args: argparse.Namespace) -> dict[str, Any]:
+    """The client and the bare baseline in one process, on one upstream, taking turns: ``repeats`` turns
+    each, in the order ABBA (so neither always goes first), every reply checked. Measuring both in the
+    same process removes what differs between two processes (heap layout, hash seed, where the
+    allocator put things), which on this machine moved one client's medians by 10-20% from process to
+    process; the parent still runs several processes (rounds) and reports their spread."""
+    import gc
+    import time as _time
+
+    import clients
+
+    base = f"http://127.0.0.1:{args.port}/v1"
+    names = (args.client, BASE)
+    objs = {n: clients.CLIENTS[n](base) for n in names}
+    stream = args.kind == "stream"
+    walls: dict[str, list[float]] = {n: [] for n in names}
+    cpus: dict[str, list[float]] = {n: [] for n in names}
+    problems: list[str] = []
+    for c in objs.values():
+        await c.open()
+    try:
+        for c in objs.values():  # warm-up: fill each pool, run each code path
+            warm = (lambda c=c: c.stream(min(args.tokens, 16))) if stream else (lambda c=c: c.complete(16))
+            for _ in range(2):
+                await clients.drive(warm, max(args.concurrency, 8), args.concurrency)
+        for turn in range(args.repeats):
+            for name in names if turn % 2 == 0 else names[::-1]:
+                c = objs[name]
+                op = (lambda c=c: c.stream(args.tokens)) if stream else (lambda c=c: c.complete(args.tokens))
+                gc.collect()
+                c0, t0 = _time.process_time(), _time.perf_counter()
+                results = await clients.drive(op, args.count, args.concurrency)
+                walls[name].append(_time.perf_counter() - t0)
+                cpus[name].append(_time.process_time() - c0)
+                check = clients._check(results, args.count, args.tokens, stream)
+                problems += [f"{name}: {p}" for p in check["problems"]]
+                del results
+    finally:
+        for c in objs.values():
+            await c.close()
+    return {"paired": True, "wall_s": walls, "cpu_s": cpus, "ok": not problems, "problems": problems[:5]}
 
 
 # --- the parent ----------------------------------------------------------------------------------------
@@ -263,10 +327,19 @@ def redis_unavailable() -> str | None:
 
 
 def run_child(
-    client: str, sc: Scenario, port: int, *, redis_url: str | None, min_time: float, timeout: float, cpu: int | None
+    client: str,
+    sc: Scenario,
+    port: int,
+    *,
+    redis_url: str | None,
+    min_time: float,
+    timeout: float,
+    cpu: int | None,
+    turns: int = 3,
 ) -> dict[str, Any]:
     cmd = [
         sys.executable, str(HERE / "wrappers.py"), "--child",
+        *(["--paired"] if sc.paired else []),
         *(["--redis-url", redis_url] if redis_url else []),
         "--client", client,
         "--port", str(port),
@@ -274,7 +347,7 @@ def run_child(
         "--count", str(sc.count),
         "--concurrency", str(sc.concurrency),
         "--tokens", str(sc.tokens),
-        "--repeats", "3",
+        "--repeats", str(turns if sc.paired else 3),
         "--min-time", str(min_time),
         *(["--cpu", str(cpu)] if cpu is not None else []),
     ]  # fmt: skip
@@ -288,6 +361,47 @@ def run_child(
         return {"error": f"exit {proc.returncode}: {lines[-1][:240]}"}
     out: dict[str, Any] = json.loads(lines[-1])
     return out
+
+
+def run_paired(
+    sc: Scenario,
+    cells: dict[str, Cell],
+    rounds: int,
+    port: int,
+    turns: int,
+    min_time: float,
+    timeout: float,
+    cpu: int | None,
+    deadline: float,
+) -> None:
+    """A paired scenario: per round and client, one process running it and the bare baseline in turns.
+    Each pair of turns is one sample of ``paired``: ``by_round`` is keyed by round * 1000 + turn."""
+    for rnd in range(rounds):
+        for client in sc.clients:
+            cell, base = cells.setdefault(client, Cell()), cells.setdefault(BASE, Cell())
+            if time.monotonic() > deadline:
+                cell.error = cell.error or "skipped: run time limit"
+                continue
+            out = run_child(client, sc, port, redis_url=None, min_time=min_time, timeout=timeout, cpu=cpu, turns=turns)
+            if out.get("error"):
+                cell.error = out["error"]
+                print(f"  {sc.key:9s} r{rnd} {client:15s} {out['error']}", flush=True)
+                continue
+            for name, target in ((client, cell), (BASE, base)):
+                target.wall += out["wall_s"][name]
+                target.cpu += out["cpu_s"][name]
+                for turn, (w, c) in enumerate(zip(out["wall_s"][name], out["cpu_s"][name], strict=True)):
+                    target.by_round[rnd * 1000 + turn] = w
+                    target.cpu_by_round[rnd * 1000 + turn] = c
+            cell.ok = cell.ok and out["ok"]
+            cell.problems += out["problems"]
+            pairs = [w / b for w, b in zip(out["wall_s"][client], out["wall_s"][BASE], strict=True)]
+            print(
+                f"  {sc.key:9s} r{rnd} {client:15s} vs {BASE}: {len(pairs)} turns each, ratio median "
+                f"{statistics.median(pairs):.3f} ({min(pairs):.3f} .. {max(pairs):.3f})  "
+                f"{'ok' if out['ok'] else 'WRONG: ' + '; '.join(out['problems'][:2])}",
+                flush=True,
+            )
 
 
 def _spread(values: list[float], fmt: str) -> str:
@@ -395,6 +509,8 @@ def main() -> int:
     only = [k for k in args.only.split(",") if k]
     scs = [s for s in scenarios(quick) if not only or s.key in only]
     min_time = 0.5 if quick else 1.5
+    turns = 6 if quick else 12
+    """Turns each of a paired scenario's two clients takes per process."""
     child_timeout = 90.0 if quick else 240.0
     run_deadline = time.monotonic() + (120.0 if quick else 600.0)
 
@@ -428,6 +544,9 @@ def main() -> int:
         for sc in scs:
             cells = results.setdefault(sc.key, {})
             names = [BASE, *sc.clients]
+            if sc.paired:
+                run_paired(sc, cells, rounds, upstream.port, turns, min_time, child_timeout, client_cpu, run_deadline)
+                continue
             for rnd in range(rounds):
                 order = names if rnd % 2 == 0 else names[::-1]
                 for client in order:

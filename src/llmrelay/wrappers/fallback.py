@@ -92,7 +92,9 @@ class Fallback(OverCandidates):
             began = self._clock()
             tries += 1
             try:
-                return finish(await call(provider, with_model(request, model)), attempts)
+                # A request without a model, to a candidate that asks for its provider's default: as it is.
+                asked = request if request.model is None and model == provider.model else with_model(request, model)
+                return finish(await call(provider, asked), attempts)
             except LlmError as error:
                 record(attempts, provider, model, error, self._clock() - began)
                 last = error

@@ -165,7 +165,7 @@ class RateLimited(Provider):
         buckets = self._buckets_for(request)
         cost = self._cost(request)
         got = self.backend.acquire_nowait(buckets, cost)
-        return got if type(got) is Grant else await self._acquire(buckets, cost, got)
+        return got if isinstance(got, Grant) else await self._acquire(buckets, cost, got)
 
     async def _acquire(
         self, buckets: tuple[BucketSpec, ...], cost: Mapping[str, float], got: Grant | float | None
@@ -193,7 +193,7 @@ class RateLimited(Provider):
         cost = _ONE_REQUEST if self._limits[1] is None else self._cost(request)
         backend = self.backend
         grant = backend.acquire_nowait(buckets, cost)
-        if type(grant) is not Grant:
+        if not isinstance(grant, Grant):  # a backend's grant may be a subclass
             grant = await self._acquire(buckets, cost, grant)
         try:
             response = await self.inner.chat(request)
