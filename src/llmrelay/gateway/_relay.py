@@ -574,7 +574,7 @@ async def _stream(
                 batch = await upstream.read()
                 if not batch:
                     break
-                data = b"".join([encoder.encode(event) for event in batch])
+                data = encoder.encode_batch(batch)
                 last = batch[-1]
                 if type(last) is Done:
                     out.usage = last.usage

@@ -15,6 +15,7 @@ with the status of ``wire.serve_errors`` (the same table as the vendor dialects)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -66,6 +67,9 @@ class NativeStreamEncoder:
         if error is not None:
             data["error"] = error_json(error)
         return f"data: {json_line(data)}\n\n".encode()
+
+    def encode_batch(self, events: Sequence[StreamEvent]) -> bytes:
+        return b"".join([self.encode(event) for event in events])
 
     def fail(self, error: LlmError) -> bytes:
         return self.encode(Done(FinishReason.ERROR, error=error))

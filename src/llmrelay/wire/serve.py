@@ -26,7 +26,7 @@ passed in, and ids default to ``new_id`` (random) but can be given.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -115,6 +115,11 @@ class ServedStreamEncoder(Protocol):
 
     def encode(self, event: StreamEvent) -> bytes:
         """The bytes for one event (often none: some events only change state)."""
+        ...
+
+    def encode_batch(self, events: Sequence[StreamEvent]) -> bytes:
+        """The bytes for ``events`` in order: the same as ``encode`` of each, joined (a gateway encodes each
+        batch a provider stream delivers at once; an encoder may write it faster than event by event)."""
         ...
 
     def fail(self, error: LlmError) -> bytes:

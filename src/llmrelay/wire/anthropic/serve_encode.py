@@ -27,6 +27,7 @@ synthetic id).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, assert_never
 
 from ..._errors import LlmError, ProviderError
@@ -222,6 +223,10 @@ class AnthropicStreamEncoder:
         if isinstance(event, Done):
             return start + self._done(event)
         return start + self._handle(event)
+
+    def encode_batch(self, events: Sequence[StreamEvent]) -> bytes:
+        """``encode`` of each of ``events``, joined."""
+        return b"".join([self.encode(event) for event in events])
 
     # --- blocks ---------------------------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ the same is kept.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from json.encoder import encode_basestring
 from typing import Any, assert_never
 
 from ..._errors import LlmError, ProviderError
@@ -75,6 +77,8 @@ ERROR_TYPES: dict[str, str] = {
 _DEFAULT_CODES = {"authentication": "invalid_api_key", "not_found": "model_not_found"}
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_quote = encode_basestring
+"""A str as a JSON string, as ``_dumps`` writes it, without the encoder's Python frame."""
 
 
 def _utf8(text: str) -> bytes:
@@ -174,7 +178,18 @@ def encode_response(
 class OpenAIChatStreamEncoder:
     """Encodes one answer as a Chat Completions event stream; see the module docstring."""
 
-    __slots__ = ("_ended", "_finished", "_head", "_include_usage", "_sent", "_started", "_tail", "_wire")
+    __slots__ = (
+        "_ended",
+        "_finished",
+        "_head",
+        "_include_usage",
+        "_sent",
+        "_started",
+        "_tail",
+        "_text_head",
+        "_text_tail",
+        "_wire",
+    )
 
     def __init__(self, *, model: str, created: int, include_usage: bool = True, response_id: str | None = None) -> None:
         rid = response_id or new_id("chatcmpl-")
@@ -182,6 +197,8 @@ class OpenAIChatStreamEncoder:
             f'{{"id":{_dumps(rid)},"object":"chat.completion.chunk","created":{int(created)},"model":{_dumps(model)},'
         )
         self._tail = ',"logprobs":null,"finish_reason":null}]}\n\n'
+        self._text_head = f'data: {self._head}"choices":[{{"index":0,"delta":{{"content":'
+        self._text_tail = "}" + self._tail
         self._include_usage = include_usage
         self._started = False
         self._finished = False
@@ -210,7 +227,7 @@ class OpenAIChatStreamEncoder:
             return b""
         match event:
             case TextDelta(text=text):
-                return self._delta(f'{{"content":{_dumps(text)}}}') if text else b""
+                return self._delta(f'{{"content":{_quote(text)}}}') if text else b""
             case ReasoningDelta(text=text):
                 return self._delta(f'{{"reasoning_content":{_dumps(text)}}}') if text else b""
             case ToolCallStart(index=index, id=call_id, name=name):
@@ -223,6 +240,25 @@ class OpenAIChatStreamEncoder:
                 return self._done(event)
             case _:
                 assert_never(event)
+
+    def encode_batch(self, events: Sequence[StreamEvent]) -> bytes:
+        """The bytes for ``events`` in order: ``encode`` of each, joined, with text deltas (nearly every event
+        of a stream) written straight from the chunk template, and the whole run encoded to UTF-8 once."""
+        out: list[bytes] = []
+        texts: list[str] = []
+        head, tail = self._text_head, self._text_tail
+        for event in events:
+            if type(event) is TextDelta and self._started and not self._finished:
+                if event.text:
+                    texts.append(f"{head}{_quote(event.text)}{tail}")
+                continue
+            if texts:
+                out.append(_utf8("".join(texts)))
+                texts.clear()
+            out.append(self.encode(event))
+        if texts:
+            out.append(_utf8("".join(texts)))
+        return b"".join(out)
 
     def _start_call(self, index: int, call_id: str | None, name: str) -> bytes:
         if index in self._wire:
