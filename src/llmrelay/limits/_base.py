@@ -56,7 +56,7 @@ class Grant:
 
     __slots__ = ("amounts", "buckets", "lease")
 
-    def __init__(self, buckets: tuple[BucketSpec, ...], amounts: tuple[float, ...], lease: str | None = None) -> None:
+    def __init__(self, buckets: tuple[BucketSpec, ...], amounts: Sequence[float], lease: str | None = None) -> None:
         self.buckets = buckets
         self.amounts = amounts
         self.lease = lease

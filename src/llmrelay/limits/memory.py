@@ -2,6 +2,11 @@
 thread lock, so it is atomic for asyncio tasks and for event loops in several threads (the configuration
 shares one backend per process). ``clock`` is injectable for tests.
 
+A rate bucket's stored level may sit above its limit: every read caps it (``min(limit, level + refill)``).
+So a refund (or a draw put back) is added to the stored level as it is, without reading the clock:
+``min(L, min(L, x + e) + r) == min(L, x + e + r)`` for ``r >= 0``, now and at every later read. Only an
+overdraft (a negative correction) needs the level now, refill included, before it is subtracted.
+
 This runs around every call, so its path is short: each bucket key has one mutable state (a rate
 bucket's level and when it was read; a concurrency bucket's set of leases), and each tuple of buckets a
 caller passes (``RateLimited`` passes the same tuple for a scope every time) is compiled once into a
@@ -70,17 +75,17 @@ class _Plan:
 
 
 class _Held(Grant):
-    """A grant of this backend: it carries its plan, and whether it still holds its slots (so a second
-    settle or release of the same grant frees nothing)."""
+    """A grant of this backend: it carries its plan, and whether it is still ``open`` (not yet settled or
+    released: a second settle or release of the same grant does nothing)."""
 
-    __slots__ = ("holds", "plan")
+    __slots__ = ("open", "plan")
 
-    def __init__(self, plan: _Plan, amounts: tuple[float, ...], lease: str | None) -> None:
+    def __init__(self, plan: _Plan, amounts: Sequence[float], lease: str | None) -> None:
         self.buckets = plan.ordered
         self.amounts = amounts
         self.lease = lease
         self.plan = plan
-        self.holds = lease is not None
+        self.open = True
 
 
 class MemoryBackend(LimitBackend):
@@ -122,36 +127,46 @@ class MemoryBackend(LimitBackend):
         return self.acquire_nowait(buckets, cost)
 
     def acquire_nowait(self, buckets: Sequence[BucketSpec], cost: Mapping[str, float]) -> Grant | float:
-        # One pass that checks every bucket (the amounts of ``amounts_for`` and the refill of ``_refilled``,
-        # inlined: this runs on every call), then one that consumes them all: all or nothing.
+        # One pass (this runs on every call: the amounts of ``amounts_for`` and the refill of ``_refilled``
+        # are inlined) that draws on every rate bucket and notes the longest wait; when any bucket says
+        # no, the draws are put back. That is exact: a bucket drawn at ``now`` and refilled by the same
+        # amount at ``now`` reads as if never drawn on (its refill is linear and only capped at the top).
         lock = self._lock
         lock.acquire()
         try:
-            plan = self._plan(buckets)
+            plan = self._plans.get(id(buckets))  # ``_plan``, inlined
+            if plan is None or plan.source is not buckets:
+                plan = self._plan(buckets)
             now = self._clock()  # one reading for the whole operation
             wait = 0.0
             amounts: list[float] = []
             for state, resource, limit, per_second, _ in plan.rates:
                 want = cost.get(resource, 0.0)
                 amount = limit if want > limit else want if want > 0.0 else 0.0
-                amounts.append(amount)
-                level = state.level + (now - state.at) * per_second if now > state.at else state.level
+                at = state.at
+                level = state.level + (now - at) * per_second if now > at else state.level
+                if level > limit:
+                    level = limit
                 if level + _EPSILON < amount:  # float refill arithmetic: 61 - 1e-14 is 61
-                    wait = max(wait, (amount - level) / per_second)
-            for slots, limit in plan.slots:
-                if limit - slots.held + _EPSILON < 1.0:
-                    wait = max(wait, self.poll)
-            if wait > 0.0:
-                return wait
-            for (state, _, limit, per_second, _), amount in zip(plan.rates, amounts, strict=True):
-                level = state.level + (now - state.at) * per_second if now > state.at else state.level
-                state.level = (limit if level > limit else level) - amount
+                    short = (amount - level) / per_second
+                    if short > wait:
+                        wait = short
+                state.level = level - amount
                 state.at = now
+                amounts.append(amount)
+            for slots, limit in plan.slots:
+                if limit - slots.held + _EPSILON < 1.0 and self.poll > wait:
+                    wait = self.poll
+            if wait > 0.0:
+                for (state, _, _, _, _), amount in zip(plan.rates, amounts, strict=True):
+                    state.level += amount  # put back: all or nothing
+                return wait
             if not plan.slots:
-                return _Held(plan, tuple(amounts), None)
+                return _Held(plan, amounts, None)
             for slots, _ in plan.slots:
                 slots.held += 1
-            return _Held(plan, (*amounts, *plan.ones), _LEASE)
+            amounts += plan.ones
+            return _Held(plan, amounts, _LEASE)
         finally:
             lock.release()
 
@@ -164,7 +179,9 @@ class MemoryBackend(LimitBackend):
         lock = self._lock
         lock.acquire()
         try:
-            now = self._clock()
+            if not grant.open:
+                return True  # settled already
+            grant.open = False
             # ``amounts`` has the rate buckets' amounts, then the slots' ones: zip stops at the rates.
             for (state, resource, limit, per_second, refundable), amount in zip(
                 plan.rates, grant.amounts, strict=False
@@ -178,15 +195,16 @@ class MemoryBackend(LimitBackend):
                     refund = amount - (used if used > 0.0 else 0.0)
                 else:
                     continue
-                if refund:
-                    level = state.level + (now - state.at) * per_second if now > state.at else state.level
-                    level += refund
-                    state.level = limit if level > limit else level
+                if refund > 0.0:
+                    state.level += refund  # no clock needed: see the module docstring
+                elif refund < 0.0:  # an overdraft: drawn from the level now, refill included
+                    now = self._clock()
+                    at = state.at
+                    level = state.level + (now - at) * per_second if now > at else state.level
+                    state.level = (limit if level > limit else level) + refund
                     state.at = now
-            if grant.holds:
-                grant.holds = False
-                for slots, _ in plan.slots:
-                    slots.held -= 1
+            for slots, _ in plan.slots:
+                slots.held -= 1
         finally:
             lock.release()
         return True
@@ -195,17 +213,19 @@ class MemoryBackend(LimitBackend):
         self._give_back_now(grant, refunds)
 
     def _give_back_now(self, grant: Grant, refunds: Sequence[float]) -> None:
-        """By bucket key (any grant, in any bucket order): add ``refunds``; free the slots of a grant of
-        this backend that still holds them (no other grant holds any here)."""
+        """By bucket key (any grant, in any bucket order): add ``refunds``, and free the slots of a grant of
+        this backend (no other grant holds any here); a grant of this backend settled already: nothing."""
         with self._lock:
             now = self._clock()
-            frees = type(grant) is _Held and grant.plan.owner is self and grant.holds
-            if frees:
-                grant.holds = False  # type: ignore[attr-defined]
+            own = isinstance(grant, _Held) and grant.plan.owner is self
+            if isinstance(grant, _Held) and own:
+                if not grant.open:
+                    return
+                grant.open = False
             for bucket, refund in zip(grant.buckets, refunds, strict=True):
                 if bucket.kind == "concurrency":
                     slots = self._slots.get(bucket.key)
-                    if frees and slots is not None:
+                    if own and slots is not None:
                         slots.held -= 1
                 elif refund:
                     state = self._levels.get(bucket.key)

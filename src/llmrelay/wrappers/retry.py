@@ -86,10 +86,11 @@ class Retrying(Provider):
     async def _run(self, request: ChatRequest, call: Call[T], finish: Finish[T, R]) -> R:
         attempts: list[Attempt] = []
         model = request.model or self.inner.model
-        start = self._clock()
+        start = began = self._clock()
         tries = 0
         while True:
-            began = self._clock()
+            if tries:
+                began = self._clock()
             tries += 1
             try:
                 return finish(await call(self.inner, request), attempts)
