@@ -189,8 +189,13 @@ class RateLimited(Provider):
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         # ``acquire`` inlined: this is every call's path, and a memory backend answers it without an await.
-        buckets = self._by_model.get(request.model) or self._buckets_for(request)
-        cost = _ONE_REQUEST if self._limits[1] is None else self._cost(request)
+        buckets = self._by_model.get(request.model)
+        if buckets is None:
+            buckets = self._buckets_for(request)
+        if self._limits[1] is None:
+            cost = _ONE_REQUEST
+        else:
+            cost = {"requests": 1.0, "tokens": float(estimate_tokens(request, self.default_output_tokens))}
         backend = self.backend
         grant = backend.acquire_nowait(buckets, cost)
         if not isinstance(grant, Grant):  # a backend's grant may be a subclass
