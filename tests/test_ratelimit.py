@@ -385,3 +385,17 @@ async def test_two_processes_share_one_redis_budget(upstream: FakeUpstream, redi
 def test_import_llmrelay_does_not_import_redis() -> None:
     code = "import sys, llmrelay, llmrelay.limits; llmrelay.RateLimited; assert 'redis' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_a_rate_limited_built_per_request_shares_the_budget_and_one_plan(upstream: FakeUpstream) -> None:
+    # The gateway builds a RateLimited per request for a key's limits: each must draw on the same buckets,
+    # and the memory backend must compile them once, not once per request.
+    upstream.route("/v1/chat/completions", text())
+    backend = MemoryBackend()
+    provider = openai(upstream)
+    s = scope()
+    for _ in range(3):
+        await RateLimited(provider, requests_per_minute=3, backend=backend, scope=s, on_limit="fail").chat(REQ)
+    with pytest.raises(RateLimitError):
+        await RateLimited(provider, requests_per_minute=3, backend=backend, scope=s, on_limit="fail").chat(REQ)
+    assert len(backend._plans) == 1

@@ -28,7 +28,7 @@ _EPSILON = 1e-9
 _LEASE = "memory"
 """The ``lease`` of a grant holding slots here (the grant itself is the lease: see ``_Held``)."""
 _MAX_PLANS = 4096
-"""The most compiled bucket tuples kept (a caller that builds a new tuple per call gets a plan per call)."""
+"""The most compiled bucket tuples kept; past it the cache starts over (the states live on, by key)."""
 
 
 class _Level:
@@ -119,7 +119,9 @@ class MemoryBackend(LimitBackend):
         plan = self._plans.get(id(buckets))
         if plan is None or plan.source is not buckets:
             plan = _Plan(self, buckets, self._clock())
-            if isinstance(buckets, tuple) and len(self._plans) < _MAX_PLANS:
+            if isinstance(buckets, tuple):
+                if len(self._plans) >= _MAX_PLANS:  # bounded: start over rather than grow
+                    self._plans.clear()
                 self._plans[id(buckets)] = plan
         return plan
 

@@ -46,6 +46,34 @@ _MAX_SCOPES = 1024
 _ONE_REQUEST: Mapping[str, float] = {"requests": 1.0}
 
 
+_SPECS: dict[tuple[str, float | None, float | None, int | None, float, float], tuple[BucketSpec, ...]] = {}
+"""(scope, limits, window, lease) -> its buckets, for every ``RateLimited`` in the process: the same
+tuple each time, so the memory backend's plan for it (keyed by the tuple) is found again, also by a
+``RateLimited`` built per request (the gateway builds one per request for a key's limits)."""
+_MAX_SPECS = 4096
+
+
+def _buckets(
+    scope: str, rpm: float | None, tpm: float | None, conc: int | None, window: float, lease_ttl: float
+) -> tuple[BucketSpec, ...]:
+    """The buckets of ``scope`` under these limits, built once (see ``_SPECS``)."""
+    key = (scope, rpm, tpm, conc, window, lease_ttl)
+    specs = _SPECS.get(key)
+    if specs is None:
+        out: list[BucketSpec] = []
+        if rpm is not None:
+            out.append(BucketSpec(f"{{{scope}}}:requests", rpm, window, "requests"))
+        if tpm is not None:
+            out.append(BucketSpec(f"{{{scope}}}:tokens", tpm, window, "tokens", refundable=True))
+        if conc is not None:
+            out.append(BucketSpec(f"{{{scope}}}:concurrency", conc, lease_ttl, "slots", "concurrency"))
+        specs = tuple(out)
+        if len(_SPECS) >= _MAX_SPECS:  # bounded: start over rather than grow (a caller naming endless scopes)
+            _SPECS.clear()
+        _SPECS[key] = specs
+    return specs
+
+
 def estimate_tokens(request: ChatRequest, default_output_tokens: int = 1024) -> int:
     """An estimate (not a count) of the tokens ``request`` will use: characters / 4 of its text, plus
     ``max_tokens`` (or ``default_output_tokens``)."""
@@ -111,10 +139,6 @@ class RateLimited(Provider):
         self._lease_ttl = lease_ttl
         self._sleep = sleep
         self._clock = clock
-        self._specs: dict[str, tuple[BucketSpec, ...]] = {}
-        """Scope -> its buckets: they depend on nothing else (the limits are fixed here), so each scope's
-        are built once, not on every call (and the same tuple each time, which the memory backend's
-        compiled plans are keyed by)."""
         self._by_model: dict[str | None, tuple[BucketSpec, ...]] = {}
         """``request.model`` -> its scope's buckets, so a call does not format its scope name."""
 
@@ -138,20 +162,8 @@ class RateLimited(Provider):
         if specs is not None:
             return specs
         scope = self.scope or f"{self.name}/{request.model or self.model}"
-        specs = self._specs.get(scope)
-        if specs is None:
-            rpm, tpm, conc = self._limits
-            out: list[BucketSpec] = []
-            if rpm is not None:
-                out.append(BucketSpec(f"{{{scope}}}:requests", rpm, self._window, "requests"))
-            if tpm is not None:
-                out.append(BucketSpec(f"{{{scope}}}:tokens", tpm, self._window, "tokens", refundable=True))
-            if conc is not None:
-                out.append(BucketSpec(f"{{{scope}}}:concurrency", conc, self._lease_ttl, "slots", "concurrency"))
-            specs = tuple(out)
-            if len(self._specs) < _MAX_SCOPES:  # bounded: a caller naming a new model per request
-                self._specs[scope] = specs
-        if len(self._by_model) < _MAX_SCOPES:
+        specs = _buckets(scope, *self._limits, self._window, self._lease_ttl)
+        if len(self._by_model) < _MAX_SCOPES:  # bounded: a caller naming a new model per request
             self._by_model[request.model] = specs
         return specs
 
