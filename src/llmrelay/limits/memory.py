@@ -143,7 +143,7 @@ class MemoryBackend(LimitBackend):
             wait = 0.0
             amounts: list[float] = []
             for state, resource, limit, per_second, _ in plan.rates:
-                want = cost.get(resource, 0.0)
+                want = cost[resource] if resource in cost else 0.0  # noqa: SIM401 (opcodes, not a method call)
                 amount = limit if want > limit else want if want > 0.0 else 0.0
                 at = state.at
                 level = state.level + (now - at) * per_second if now > at else state.level
@@ -174,7 +174,7 @@ class MemoryBackend(LimitBackend):
 
     def settle_nowait(self, grant: Grant, actual: Mapping[str, float] | None) -> bool:
         # ``refunds_for`` and ``_give_back`` in one pass (this runs on every call).
-        if type(grant) is not _Held or grant.plan.owner is not self:
+        if grant.__class__ is not _Held or grant.plan.owner is not self:
             self._give_back_now(grant, refunds_for(grant, actual))  # not one of this backend's own grants
             return True
         plan = grant.plan
@@ -184,10 +184,12 @@ class MemoryBackend(LimitBackend):
             if not grant.open:
                 return True  # settled already
             grant.open = False
-            # ``amounts`` has the rate buckets' amounts, then the slots' ones: zip stops at the rates.
-            for (state, resource, limit, per_second, refundable), amount in zip(
-                plan.rates, grant.amounts, strict=False
-            ):
+            # ``amounts`` has the rate buckets' amounts (then the slots' ones), indexed: no ``zip`` call.
+            amounts = grant.amounts
+            i = -1
+            for state, resource, limit, per_second, refundable in plan.rates:
+                i += 1
+                amount = amounts[i]
                 if actual is None:
                     if not refundable:
                         continue

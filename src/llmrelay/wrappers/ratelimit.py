@@ -218,7 +218,12 @@ class RateLimited(Provider):
             if not backend.settle_nowait(grant, None):
                 await asyncio.shield(backend.release(grant))  # runs to the end even if cancelled again
             raise
-        used = _used(response.usage)
+        usage = response.usage
+        used: Mapping[str, float] = (
+            {"tokens": float(usage.total_tokens)}
+            if usage is not None and usage.total_tokens is not None
+            else _used(usage)  # nothing known, or no total: the slow path
+        )
         if not backend.settle_nowait(grant, used):
             await backend.settle(grant, used)
         return response
