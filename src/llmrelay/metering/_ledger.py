@@ -11,6 +11,7 @@ so the spend is never counted twice nor lost between the two.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
@@ -19,7 +20,7 @@ from typing import Protocol
 
 from ._model import Budget, Hold, LedgerRow, Totals, totals_of
 
-__all__ = ["UsageLedger"]
+__all__ = ["NowaitLedger", "UsageLedger"]
 
 
 class UsageLedger(Protocol):
@@ -81,6 +82,18 @@ class UsageLedger(Protocol):
 
     async def aclose(self) -> None:
         """Release the store's resources (idempotent)."""
+        ...
+
+
+class NowaitLedger(Protocol):
+    """A ledger that can take a row without a task per write (``MemoryLedger``, ``SQLiteLedger``,
+    ``PostgresLedger``): ``RowWrites`` uses it when the ledger has it, else it runs ``settle`` in a task."""
+
+    def settle_nowait(self, hold: Hold | None, row: LedgerRow) -> asyncio.Future[None] | None:
+        """``settle(hold, row)`` without waiting: the row is taken (queued, or written) before this returns,
+        and a later ``aclose`` (or the store's ``flush``) writes it. ``None``: it is written already;
+        otherwise the future ends when it is committed (``None``), or with the error that lost it. Raises
+        (the row is not taken) when the ledger is closed."""
         ...
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -39,12 +39,25 @@ _PERIODS = ("day", "month", "total")
 
 def utc(when: datetime) -> datetime:
     """``when`` as an aware UTC time (a naive time is taken to be UTC already)."""
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    tz = when.tzinfo
+    if tz is UTC:
+        return when
+    return when.replace(tzinfo=UTC) if tz is None else when.astimezone(UTC)
+
+
+_days: dict[date, str] = {}
+"""``day_of``'s texts by date: ``strftime`` costs more than the rest of a row's bookkeeping."""
 
 
 def day_of(when: datetime) -> str:
     """The UTC calendar day of ``when``, as ``YYYY-MM-DD`` (the key of the per-day spend)."""
-    return utc(when).strftime("%Y-%m-%d")
+    day = utc(when).date()
+    text = _days.get(day)
+    if text is None:
+        if len(_days) >= 1024:
+            _days.clear()
+        text = _days[day] = day.strftime("%Y-%m-%d")
+    return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 Each method runs to its end without awaiting and under a lock, so ``reserve``'s check-and-hold is atomic
 among the tasks of an event loop and among threads. Holds expire after ``hold_ttl`` seconds like a shared
-store's (see ``SQLiteLedger``), so both behave alike.
+store's (see ``SQLiteLedger``), so both behave alike. A row's id is its place in the ledger (from 1); it
+is set on the stored row when the row is first returned (``record``, ``settle``, ``rows``), so a write
+that nobody reads back (``settle_nowait``) copies nothing.
 """
 
 from __future__ import annotations
@@ -30,25 +32,34 @@ class MemoryLedger(TotalsFromRows):
         self._rows: list[LedgerRow] = []
         self._spend: dict[SpendKey, Spend] = {}
         self._holds: dict[int, Hold] = {}
-        self._ids = itertools.count(1)
         self._hold_ids = itertools.count(1)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"MemoryLedger(rows={len(self._rows)}, holds={len(self._holds)})"
 
-    def _add(self, row: LedgerRow) -> LedgerRow:
-        row = dataclasses.replace(row, id=next(self._ids))
+    def _add(self, row: LedgerRow) -> int:
+        """Store ``row``; its id is its place in ``_rows`` plus one (the row is given it when read)."""
         self._rows.append(row)
-        bucket = self._spend.setdefault(Spend.key_of(row), Spend())
+        key = Spend.key_of(row)
+        bucket = self._spend.get(key)
+        if bucket is None:
+            bucket = self._spend[key] = Spend()
         bucket.tokens += row.total_tokens
         if row.cost is not None:
             bucket.cost += row.cost
+        return len(self._rows)
+
+    def _stored(self, index: int) -> LedgerRow:
+        """The row at ``index`` with its id (given once, when it is first read)."""
+        row = self._rows[index]
+        if row.id != index + 1:
+            row = self._rows[index] = dataclasses.replace(row, id=index + 1)
         return row
 
     async def record(self, row: LedgerRow) -> LedgerRow:
         with self._lock:
-            return self._add(row)
+            return self._stored(self._add(row) - 1)
 
     async def rows(
         self,
@@ -60,7 +71,11 @@ class MemoryLedger(TotalsFromRows):
         limit: int | None = None,
     ) -> list[LedgerRow]:
         with self._lock:
-            found = [r for r in self._rows if matches(r, since=since, provider=provider, model=model, key=key)]
+            found = [
+                self._stored(i)
+                for i, r in enumerate(self._rows)
+                if matches(r, since=since, provider=provider, model=model, key=key)
+            ]
         return found if limit is None else found[max(0, len(found) - limit) :]
 
     async def reserve(
@@ -103,7 +118,14 @@ class MemoryLedger(TotalsFromRows):
         with self._lock:
             if hold is not None:
                 self._holds.pop(hold.id, None)
-            return self._add(row)
+            return self._stored(self._add(row) - 1)
+
+    def settle_nowait(self, hold: Hold | None, row: LedgerRow) -> None:
+        """``settle`` without waiting (see ``NowaitLedger``): the row is written before this returns."""
+        with self._lock:
+            if hold is not None:
+                self._holds.pop(hold.id, None)
+            self._add(row)
 
     async def release(self, hold: Hold) -> None:
         with self._lock:

@@ -29,9 +29,11 @@ called with each row as it is written (the gateway takes the row's cost for its 
 than pricing the call a second time).
 
 A server that must not hold its answer for the ledger's commit (the gateway) passes ``writes=RowWrites()``:
-a call then ends without waiting for its row, which is written in the background (still shielded from
-cancellation, still exactly once); the owner of the ``RowWrites`` waits for them all with ``flush()``
-before it closes the ledger (the gateway does on shutdown), and a write that fails is logged.
+a call then ends without waiting for its row, which is handed to the ledger before the call returns (the
+stores of this package queue it at once, with no task per row: nothing can cancel it) and written in the
+background, exactly once; the owner of the ``RowWrites`` waits for them all with ``flush()`` before it
+closes the ledger (the gateway does on shutdown; closing a store also writes what it has queued), and a
+write that fails is logged and counted.
 
 Put the meter on each candidate (``Fallback([Metered(a, ...), Metered(b, ...)])``): a budget on ``a`` is
 checked before ``a`` is asked, and when it is spent the fallback sends the call to ``b``. A meter around a
@@ -70,7 +72,11 @@ def _now() -> datetime:
 
 class RowWrites:
     """The ledger writes meters did not wait for (``Metered(..., writes=RowWrites())``), kept until they
-    end; ``flush`` waits for them. A write that fails is logged and counted in ``failed``."""
+    end; ``flush`` waits for them. A write that fails is logged and counted in ``failed``.
+
+    ``settle`` hands a row to a ledger that takes rows without waiting (``NowaitLedger``: the stores of
+    this package) with no task per row: the row is queued (or written) before it returns, and the future
+    the store gives back is kept until it ends. Any other ledger's ``settle`` runs in a task, as before."""
 
     __slots__ = ("_writes", "failed")
 
@@ -85,11 +91,29 @@ class RowWrites:
         self._writes.add(write)
         write.add_done_callback(self._ended)
 
+    def settle(self, ledger: UsageLedger, hold: Hold | None, row: LedgerRow) -> None:
+        """``ledger.settle(hold, row)``, not waited for (see the class docstring)."""
+        nowait: Callable[[Hold | None, LedgerRow], asyncio.Future[None] | None] | None
+        nowait = getattr(ledger, "settle_nowait", None)
+        if nowait is None:
+            self.add(asyncio.ensure_future(ledger.settle(hold, row)))
+            return
+        try:
+            write = nowait(hold, row)
+        except Exception as exc:  # not taken (a closed ledger): the row is lost, and said so
+            self._failed(exc)
+            return
+        if write is not None:
+            self.add(write)
+
     def _ended(self, write: asyncio.Future[Any]) -> None:
         self._writes.discard(write)
         if not write.cancelled() and (error := write.exception()) is not None:
-            self.failed += 1
-            log.error("a ledger row could not be written", exc_info=error)
+            self._failed(error)
+
+    def _failed(self, error: BaseException) -> None:
+        self.failed += 1
+        log.error("a ledger row could not be written", exc_info=error)
 
     async def flush(self) -> None:
         """Wait until every write added so far (and any added meanwhile) has ended."""
@@ -317,10 +341,10 @@ class _Call:
         )
         if meter.on_row is not None:
             meter.on_row(row)
-        writing = asyncio.ensure_future(meter.ledger.settle(self.hold, row))
         if meter.writes is not None:
-            meter.writes.add(writing)
+            meter.writes.settle(meter.ledger, self.hold, row)
             return
+        writing = asyncio.ensure_future(meter.ledger.settle(self.hold, row))
         meter._pending.add(writing)
         writing.add_done_callback(meter._pending.discard)
         await asyncio.shield(writing)

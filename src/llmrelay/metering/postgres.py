@@ -168,7 +168,9 @@ def _values(row_id: int, row: LedgerRow) -> tuple[Any, ...]:
 class _Pending:
     hold: Hold | None
     row: LedgerRow
-    done: asyncio.Future[LedgerRow]
+    done: asyncio.Future[Any]
+    want_row: bool = True
+    """``False`` for ``settle_nowait``: its future gets ``None``."""
 
 
 class PostgresLedger(TotalsFromRows):
@@ -246,16 +248,25 @@ class PostgresLedger(TotalsFromRows):
 
     # -- the writer ----------------------------------------------------------------------------------
 
-    async def _enqueue(self, hold: Hold | None, row: LedgerRow) -> LedgerRow:
+    def _queue_row(self, hold: Hold | None, row: LedgerRow, want_row: bool) -> asyncio.Future[Any]:
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
-        # Queued before the first await, so an ``aclose`` that starts now still writes it.
-        done: asyncio.Future[LedgerRow] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(hold, row, done))
+        # Queued at once (no await), so an ``aclose`` that starts later still writes it.
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(hold, row, done, want_row))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_loop(), name="llmrelay-ledger-writer")
+        return done
+
+    async def _enqueue(self, hold: Hold | None, row: LedgerRow) -> LedgerRow:
         # Shielded: a cancelled caller stops waiting; its row is still written.
-        return await asyncio.shield(done)
+        stored: LedgerRow = await asyncio.shield(self._queue_row(hold, row, True))
+        return stored
+
+    def settle_nowait(self, hold: Hold | None, row: LedgerRow) -> asyncio.Future[None]:
+        """``settle`` without waiting (see ``NowaitLedger``): the row is queued for the writer; the future
+        ends when its batch is committed, or with the error that failed it."""
+        return self._queue_row(hold, row, False)
 
     async def _write_loop(self) -> None:
         while self._queue:
@@ -272,7 +283,7 @@ class PostgresLedger(TotalsFromRows):
             self.batches += 1
             for item, row in zip(batch, stored, strict=True):
                 if not item.done.done():
-                    item.done.set_result(row)
+                    item.done.set_result(row if item.want_row else None)
 
     async def _write(self, batch: Sequence[_Pending]) -> list[LedgerRow]:
         pool = await self._get_pool()

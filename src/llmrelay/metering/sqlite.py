@@ -23,7 +23,11 @@ IMMEDIATE`` transaction: the rows are inserted, their spend buckets added to and
 calls deleted, together, so ``settle``'s replacement of a hold by its row stays atomic. A caller waits for
 the commit of its batch and gets its row back with its id. When the writer is idle a row is written at
 once (no timer); under load the rows that arrive while a batch commits go in the next one, so the file
-sees one transaction (one ``fsync``) per batch, not one per call. A batch that fails is rolled back and
+sees one transaction (one ``fsync``) per batch, not one per call. A row nobody waits for
+(``settle_nowait``, the gateway's) may wait ``linger`` seconds (20 ms) for others to share its
+transaction: at a few thousand calls a second a commit is far shorter than the gap between two calls, so
+without it nearly every row would pay a transaction and an ``fsync`` of its own. A caller that waits, a
+read, ``flush`` and ``aclose`` cut the wait short. A batch that fails is rolled back and
 its rows are written again one transaction each, so one bad row fails only its own caller; every row is
 written exactly once. ``rows`` and ``totals`` first wait for the rows queued before them (a process reads
 its own writes), and ``aclose`` writes whatever is still queued before it closes the file.
@@ -53,11 +57,13 @@ T = TypeVar("T")
 
 @dataclasses.dataclass(slots=True)
 class _Pending:
-    """A row queued for the writer: the hold it replaces, and the caller's future for the stored row."""
+    """A row queued for the writer: the hold it replaces, and the caller's future for the stored row
+    (``settle_nowait``'s gets ``None``: nobody reads the row back, so it is not copied with its id)."""
 
     hold: Hold | None
     row: LedgerRow
-    done: asyncio.Future[LedgerRow]
+    done: asyncio.Future[Any]
+    want_row: bool = True
 
 
 SCHEMA_VERSION = 2
@@ -130,7 +136,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 def _at_text(when: datetime) -> str:
     """A fixed-width UTC text, so text order is time order."""
-    return utc(when).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    when = utc(when)
+    if when.year >= 1000:  # the same text as strftime's below, in half the time
+        return when.isoformat(timespec="microseconds")[:26] + "Z"
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _at_value(text: str) -> datetime:
@@ -166,6 +175,12 @@ def _row_of(values: Sequence[Any]) -> LedgerRow:
     )
 
 
+def _written(item: _Pending, id_: int) -> None:
+    """``item`` was committed with id ``id_``: its caller gets the stored row (``settle_nowait``'s: ``None``)."""
+    if not item.done.done():
+        item.done.set_result(dataclasses.replace(item.row, id=id_) if item.want_row else None)
+
+
 def _fail(batch: Sequence[_Pending], exc: BaseException) -> None:
     error = exc if isinstance(exc, Exception) else RuntimeError(f"the ledger's writer was stopped ({exc!r})")
     for item in batch:
@@ -184,19 +199,29 @@ class SQLiteLedger(TotalsFromRows):
         hold_ttl: float = 3600.0,
         busy_timeout: float = 30.0,
         batch_size: int = 500,
+        linger: float = 0.02,
         wall: Callable[[], float] = time.time,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if linger < 0:
+            raise ValueError("linger must not be negative")
         self.path = Path(path)
         self.hold_ttl = hold_ttl
         self.busy_timeout = busy_timeout
         self.batch_size = batch_size
+        self.linger = linger
+        """Seconds a batch of rows nobody waits for may wait for more rows (see the module docstring)."""
         self._wall = wall
         self._thread = SQLiteThread(self._open, "llmrelay-ledger")
         self._queue: list[_Pending] = []
         self._writing: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
+        self._awaited = 0
+        """Queued rows whose caller waits for them, plus readers and flushes waiting: the writer lingers
+        only while this is 0."""
+        self._wake: asyncio.Future[None] | None = None
+        """Set while the writer lingers; done when it should stop."""
         self._closed = False
         self.batches = 0
         """Write transactions of queued rows committed so far (for tests and metrics)."""
@@ -248,8 +273,9 @@ class SQLiteLedger(TotalsFromRows):
         return conn
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, rows: Sequence[LedgerRow]) -> list[LedgerRow]:
-        """Insert ``rows`` and add them to their spend buckets, inside the caller's write transaction.
+    def _insert(conn: sqlite3.Connection, rows: Sequence[LedgerRow]) -> int:
+        """Insert ``rows`` and add them to their spend buckets, inside the caller's write transaction;
+        return the id of the first (the others follow it).
 
         A few statements per batch, not per row: the ids are the next ones of the table's sequence
         (the write lock is held, so no other writer can take them), given explicitly to one
@@ -259,7 +285,6 @@ class SQLiteLedger(TotalsFromRows):
             "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'ledger'), 0),"
             " COALESCE((SELECT MAX(id) FROM ledger), 0))"
         ).fetchone()
-        stored = [dataclasses.replace(row, id=last + i) for i, row in enumerate(rows, 1)]
         conn.executemany(
             "INSERT INTO ledger (id, at, provider, model, key, input_tokens, output_tokens, cache_read_tokens,"
             " cache_write_tokens, reasoning_tokens, cost, currency, cost_source, cost_unknown, outcome, error_kind,"
@@ -267,17 +292,17 @@ class SQLiteLedger(TotalsFromRows):
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
-                    row.id, _at_text(row.at), row.provider, row.model, row.key, row.input_tokens, row.output_tokens,
+                    id_, _at_text(row.at), row.provider, row.model, row.key, row.input_tokens, row.output_tokens,
                     row.cache_read_tokens, row.cache_write_tokens, row.reasoning_tokens,
                     None if row.cost is None else str(row.cost), row.currency, row.cost_source, row.cost_unknown,
                     row.outcome, row.error_kind, row.elapsed_ms, row.attempts, row.requested_model, row.route,
                     row.status, row.ttft_ms,
                 )
-                for row in stored
+                for id_, row in enumerate(rows, last + 1)
             ],
         )  # fmt: skip
         spend: dict[SpendKey, Spend] = {}
-        for row in stored:
+        for row in rows:
             bucket = spend.setdefault(Spend.key_of(row), Spend())
             bucket.tokens += row.total_tokens
             bucket.cost += row.cost or Decimal(0)
@@ -294,45 +319,79 @@ class SQLiteLedger(TotalsFromRows):
                 " cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (*key, tokens, str(total)),
             )
-        return stored
+        return int(last) + 1
 
     @staticmethod
-    def _write(conn: sqlite3.Connection, batch: Sequence[tuple[Hold | None, LedgerRow]]) -> list[LedgerRow]:
-        """Insert ``batch``'s rows and drop their holds, in one transaction."""
+    def _write(conn: sqlite3.Connection, batch: Sequence[tuple[Hold | None, LedgerRow]]) -> int:
+        """Insert ``batch``'s rows and drop their holds, in one transaction; the id of the first row."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             holds = [(hold.id,) for hold, _ in batch if hold is not None]
             if holds:
                 conn.executemany("DELETE FROM ledger_holds WHERE id = ?", holds)
-            stored = SQLiteLedger._insert(conn, [row for _, row in batch])
+            first = SQLiteLedger._insert(conn, [row for _, row in batch])
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return stored
+        return first
 
     # -- the writer ----------------------------------------------------------------------------------
 
-    async def _enqueue(self, hold: Hold | None, row: LedgerRow) -> LedgerRow:
+    def _queue_row(self, hold: Hold | None, row: LedgerRow, want_row: bool) -> asyncio.Future[Any]:
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
-        # Queued before the first await, so an ``aclose`` that starts now still writes it.
-        done: asyncio.Future[LedgerRow] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(hold, row, done))
+        # Queued at once (no await), so an ``aclose`` that starts later still writes it.
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(hold, row, done, want_row))
+        if want_row:
+            self._awaited += 1
+            self._stop_lingering()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_loop(), name="llmrelay-ledger-writer")
+        return done
+
+    def _stop_lingering(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _linger(self) -> None:
+        """Wait ``linger`` seconds for more rows, unless someone starts waiting for the queue."""
+        loop = asyncio.get_running_loop()
+        wake = self._wake = loop.create_future()
+        timer = loop.call_later(self.linger, self._stop_lingering)
+        try:
+            await wake
+        except BaseException as exc:  # the writer was cancelled: the queued rows fail, loudly
+            _fail(self._queue, exc)
+            self._queue = []
+            raise
+        finally:
+            timer.cancel()
+            self._wake = None
+
+    async def _enqueue(self, hold: Hold | None, row: LedgerRow) -> LedgerRow:
         # Shielded: a cancelled caller stops waiting; its row is still written.
-        return await asyncio.shield(done)
+        stored: LedgerRow = await asyncio.shield(self._queue_row(hold, row, True))
+        return stored
+
+    def settle_nowait(self, hold: Hold | None, row: LedgerRow) -> asyncio.Future[None]:
+        """``settle`` without waiting (see ``NowaitLedger``): the row is queued for the writer; the future
+        ends when its batch is committed, or with the error that failed it."""
+        return self._queue_row(hold, row, False)
 
     async def _write_loop(self) -> None:
         while self._queue:
+            if self.linger and not self._awaited and len(self._queue) < self.batch_size:
+                await self._linger()
             batch, self._queue = self._queue[: self.batch_size], self._queue[self.batch_size :]
+            self._awaited -= sum(item.want_row for item in batch)
             self._writing = batch
             if len(batch) == 1:
                 await self._write_alone(batch[0])
                 continue
             try:
-                stored = await self._run(self._write, [(item.hold, item.row) for item in batch])
+                first = await self._run(self._write, [(item.hold, item.row) for item in batch])
             except Exception:  # rolled back: each row again in its own transaction, so a bad one fails alone
                 for item in batch:
                     await self._write_alone(item)
@@ -341,14 +400,13 @@ class SQLiteLedger(TotalsFromRows):
                 _fail(batch, exc)
                 raise
             self.batches += 1
-            for item, row in zip(batch, stored, strict=True):
-                if not item.done.done():
-                    item.done.set_result(row)
+            for id_, item in enumerate(batch, first):
+                _written(item, id_)
         self._writing = []
 
     async def _write_alone(self, item: _Pending) -> None:
         try:
-            (row,) = await self._run(self._write, [(item.hold, item.row)])
+            id_ = await self._run(self._write, [(item.hold, item.row)])
         except Exception as exc:
             _fail([item], exc)
             return
@@ -356,20 +414,29 @@ class SQLiteLedger(TotalsFromRows):
             _fail([item], exc)
             raise
         self.batches += 1
-        if not item.done.done():
-            item.done.set_result(row)
+        _written(item, id_)
 
     async def _written(self) -> None:
         """Wait for the rows queued so far (not for those queued while waiting)."""
         pending = [item.done for item in (*self._writing, *self._queue) if not item.done.done()]
         if pending:
-            await asyncio.wait(pending)
+            self._awaited += 1
+            self._stop_lingering()
+            try:
+                await asyncio.wait(pending)
+            finally:
+                self._awaited -= 1
 
     async def flush(self) -> None:
         """Wait until every row queued so far is committed (or failed)."""
-        while self._writer is not None and not self._writer.done():
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._writer)
+        self._awaited += 1
+        self._stop_lingering()
+        try:
+            while self._writer is not None and not self._writer.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._writer)
+        finally:
+            self._awaited -= 1
 
     @staticmethod
     def _select(

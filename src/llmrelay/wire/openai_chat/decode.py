@@ -46,6 +46,7 @@ from ..sse_stream import SseStreamDecoder
 from ..stream_state import StreamState
 from .errors import error_from_payload
 from .maps import map_finish_reason, parse_usage
+from .text_template import TextTemplate
 
 __all__ = ["OpenAIChatStreamDecoder", "decode_body", "events_from_body"]
 
@@ -55,12 +56,14 @@ _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __i
 class OpenAIChatStreamDecoder(SseStreamDecoder):
     """Incremental decoder of one Chat Completions event stream."""
 
-    __slots__ = ("_index_by_id",)
+    __slots__ = ("_index_by_id", "_template")
     terminator = "[DONE] terminator"
 
     def __init__(self) -> None:
         super().__init__(StreamState(map_finish_reason))
         self._index_by_id: dict[str, int] = {}
+        self._template: TextTemplate | None = None
+        """The last event, when the full path read it as a plain text chunk (see ``text_template``)."""
 
     def _complete_at_eof(self) -> bool:
         return self._state.finish_raw is not None
@@ -70,6 +73,13 @@ class OpenAIChatStreamDecoder(SseStreamDecoder):
 
     def _event(self, kind: str, data: str) -> None:
         state = self._state
+        template = self._template
+        if template is not None and kind != "error" and data.startswith(template.head):
+            text = template.text_of(data)
+            if text is not None:
+                state.text(text)  # the same chunk as the template's, with other text: nothing else changes
+                return
+        self._template = None
         if data == "[DONE]":
             state.done()
             return
@@ -106,6 +116,8 @@ class OpenAIChatStreamDecoder(SseStreamDecoder):
                     and not choice.get("finish_reason")
                 ):
                     state.text(content)
+                    if len(choices) == 1 and not usage:
+                        self._template = TextTemplate.of(data, chunk, content, template)
                 else:
                     self._choice(choice)
 
@@ -165,11 +177,25 @@ class OpenAIChatStreamDecoder(SseStreamDecoder):
             state.tool_delta(index, json.dumps(arguments))
 
 
+def _body_json(body: bytes) -> Any:
+    """``loads(body)``, through the C scanner alone when the text starts with its value and ends with JSON
+    whitespace at most (the usual body): ``json.loads`` would run two whitespace regexes around the same
+    scan. Anything else (a byte order mark, leading whitespace, extra data, not JSON) takes ``loads``."""
+    text = body.decode("utf-8", "replace")
+    try:
+        value, end = _scan(text, 0)
+    except (StopIteration, ValueError):
+        return loads(body)
+    if end != len(text) and text[end:].strip(" \t\n\r"):
+        return loads(body)
+    return value
+
+
 def events_from_body(body: bytes) -> list[StreamEvent]:
     """The events a non-streaming ``chat.completion`` body stands for."""
     state = StreamState(map_finish_reason)
     try:
-        payload = loads(body)
+        payload = _body_json(body)
     except ValueError:
         state.fail(ProtocolError(f"the response body is not JSON: {body[:120]!r}"))
         return state.take()
