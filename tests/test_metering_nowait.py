@@ -5,7 +5,6 @@ and the memory ledger's ids, given when a row is first read, are the ones it alw
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import sqlite3
 from datetime import UTC, datetime
@@ -30,24 +29,15 @@ from llmrelay.metering import (
 from llmrelay.metering._model import day_of
 from llmrelay.metering.sqlite import _at_text
 from llmrelay.testing import FakeUpstream
+from test_ledger_sqlite_batches import a_row as sqlite_row
 from test_metering import REQ, openai, reply
 
 __all__ = ["postgres_db", "postgres_server"]  # fixtures, imported to be found
 
 
 def a_row(i: int = 0, **changes: object) -> LedgerRow:
-    row = LedgerRow(
-        id=None,
-        at=datetime(2025, 6, 1, 12, 0, 0, i % 1_000_000, tzinfo=UTC),
-        provider="openai",
-        model="gpt-4o-mini",
-        key=f"k{i % 3}",
-        input_tokens=10,
-        output_tokens=5,
-        cost=Decimal("0.000001"),
-        elapsed_ms=i,
-    )
-    return dataclasses.replace(row, **changes)  # type: ignore[arg-type]
+    """``test_ledger_sqlite_batches.a_row`` with ``elapsed_ms=i``, so rows can be told apart after a write."""
+    return sqlite_row(i, elapsed_ms=i, **changes)
 
 
 def sqlite_count(path: Path) -> int:

@@ -16,11 +16,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from ._model import Budget, Hold, LedgerRow, Totals, totals_of
 
-__all__ = ["NowaitLedger", "UsageLedger"]
+__all__ = ["NowaitLedger", "QueuedRows", "TotalsFromRows", "UsageLedger"]
 
 
 class UsageLedger(Protocol):
@@ -120,3 +120,23 @@ class TotalsFromRows(ABC):
         key: str | None = None,
     ) -> Totals:
         return totals_of(await self.rows(since=since, provider=provider, model=model, key=key))
+
+
+class QueuedRows(TotalsFromRows):
+    """A store whose writer takes rows from a queue (``SQLiteLedger``, ``PostgresLedger``): a row is queued
+    by ``_queue_row``, and ``settle_nowait`` and the awaited path both go through it."""
+
+    @abstractmethod
+    def _queue_row(self, hold: Hold | None, row: LedgerRow, want_row: bool) -> asyncio.Future[Any]:
+        """Queue ``row`` (and the drop of ``hold``) for the writer; the future ends when its batch is
+        committed: with the stored row when ``want_row``, else ``None``; or with the error that failed it."""
+
+    async def _enqueue(self, hold: Hold | None, row: LedgerRow) -> LedgerRow:
+        # Shielded: a cancelled caller stops waiting; its row is still written.
+        stored: LedgerRow = await asyncio.shield(self._queue_row(hold, row, True))
+        return stored
+
+    def settle_nowait(self, hold: Hold | None, row: LedgerRow) -> asyncio.Future[None]:
+        """``settle`` without waiting (see ``NowaitLedger``): the row is queued for the writer; the future
+        ends when its batch is committed, or with the error that failed it."""
+        return self._queue_row(hold, row, False)

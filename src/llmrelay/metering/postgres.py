@@ -43,7 +43,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ._ledger import TotalsFromRows
+from ._ledger import QueuedRows
 from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, check, utc
 
 __all__ = ["PG_SCHEMA_VERSION", "PostgresLedger", "asyncpg_module", "connect_error", "safe_url"]
@@ -173,7 +173,7 @@ class _Pending:
     """``False`` for ``settle_nowait``: its future gets ``None``."""
 
 
-class PostgresLedger(TotalsFromRows):
+class PostgresLedger(QueuedRows):
     """A ``UsageLedger`` in the PostgreSQL database at ``url`` (``postgresql://USER:PASSWORD@HOST/DB``);
     see the module docstring. ``batch_size`` caps the rows of one write transaction; ``pool_size`` the
     connections of this process."""
@@ -257,16 +257,6 @@ class PostgresLedger(TotalsFromRows):
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_loop(), name="llmrelay-ledger-writer")
         return done
-
-    async def _enqueue(self, hold: Hold | None, row: LedgerRow) -> LedgerRow:
-        # Shielded: a cancelled caller stops waiting; its row is still written.
-        stored: LedgerRow = await asyncio.shield(self._queue_row(hold, row, True))
-        return stored
-
-    def settle_nowait(self, hold: Hold | None, row: LedgerRow) -> asyncio.Future[None]:
-        """``settle`` without waiting (see ``NowaitLedger``): the row is queued for the writer; the future
-        ends when its batch is committed, or with the error that failed it."""
-        return self._queue_row(hold, row, False)
 
     async def _write_loop(self) -> None:
         while self._queue:

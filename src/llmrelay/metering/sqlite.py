@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._sqlite_thread import SQLiteThread, check_directory
-from ._ledger import TotalsFromRows
+from ._ledger import QueuedRows
 from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, check, utc
 
 __all__ = ["SCHEMA_VERSION", "SQLiteLedger"]
@@ -188,7 +188,7 @@ def _fail(batch: Sequence[_Pending], exc: BaseException) -> None:
             item.done.set_exception(error)
 
 
-class SQLiteLedger(TotalsFromRows):
+class SQLiteLedger(QueuedRows):
     """A ``UsageLedger`` in the SQLite file at ``path`` (created with its tables when missing); see the
     module docstring."""
 
@@ -369,16 +369,6 @@ class SQLiteLedger(TotalsFromRows):
         finally:
             timer.cancel()
             self._wake = None
-
-    async def _enqueue(self, hold: Hold | None, row: LedgerRow) -> LedgerRow:
-        # Shielded: a cancelled caller stops waiting; its row is still written.
-        stored: LedgerRow = await asyncio.shield(self._queue_row(hold, row, True))
-        return stored
-
-    def settle_nowait(self, hold: Hold | None, row: LedgerRow) -> asyncio.Future[None]:
-        """``settle`` without waiting (see ``NowaitLedger``): the row is queued for the writer; the future
-        ends when its batch is committed, or with the error that failed it."""
-        return self._queue_row(hold, row, False)
 
     async def _write_loop(self) -> None:
         while self._queue:
