@@ -163,6 +163,8 @@ class StaticKey:
     authenticates as the admin caller (every model, no limits); other secrets go to the store."""
 
     ADMIN = Caller(key_id="env", name="admin")
+    ANONYMOUS = Caller()
+    """The caller of an open gateway (one shared instance: a ``Caller`` is frozen)."""
 
     def __init__(self, secret: str | None, store: Authenticator | None = None) -> None:
         self._secret = secret.encode() if secret else None
@@ -180,7 +182,7 @@ class StaticKey:
 
     async def authenticate(self, secret: str | None) -> Caller | None:
         if self.open:
-            return Caller()
+            return self.ANONYMOUS
         if secret is None:
             return None
         if self._secret is not None and hmac.compare_digest(secret.encode(), self._secret):
@@ -225,6 +227,10 @@ class Gateway:
         self.writes = RowWrites()
         """The ledger rows being written: a response never waits for its row's commit; ``close`` (on
         shutdown, after the drain) waits for every one before it closes the ledger."""
+        self._resolved: dict[str, ModelRef] = {}
+        """``registry.resolve`` per model string that resolved: a function of the (immutable) configuration
+        once the provider is known, so it never changes; at most ``_RESOLVED_MAX`` entries. The stack is
+        still asked of ``registry.provider`` per request (a ``register`` there replaces it)."""
 
     def _config_budgets(self) -> tuple[Budget, ...]:
         budgets = self.config.budgets
@@ -255,8 +261,9 @@ class Gateway:
 
     async def body(self, request: web.Request) -> Any:
         limit = self.settings.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise _too_large(request.content_length, limit)
+        length = request.content_length  # parsed from the header on each access
+        if length is not None and length > limit:
+            raise _too_large(length, limit)
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -290,10 +297,15 @@ class Gateway:
             raise _not_found(name)
         if not caller.allows(name):
             raise GatewayRefusal(403, f"this gateway key may not use the model {name!r}", code="model_not_allowed")
-        try:
-            ref = self.registry.resolve(name)
-        except ConfigError:
-            raise _not_found(name) from None
+        ref = self._resolved.get(name)
+        if ref is None:
+            try:
+                ref = self.registry.resolve(name)
+            except ConfigError:
+                raise _not_found(name) from None
+            if len(self._resolved) >= _RESOLVED_MAX:
+                self._resolved.clear()  # model strings come from clients: a bound, not an LRU
+            self._resolved[name] = ref
         return ref, self.registry.provider(ref)
 
     def stack(
@@ -330,15 +342,16 @@ class Gateway:
                 scope=f"key:{caller.name}",
                 on_limit="fail",
             )
-        budgets = list(self.budgets)
+        budgets = self.budgets
         if caller.name is not None and (caller.max_cost is not None or caller.max_tokens is not None):
-            budgets.append(
+            budgets = (
+                *budgets,
                 Budget(
                     f"key:{caller.name}",
                     max_cost=caller.max_cost,
                     max_tokens=caller.max_tokens,
                     period=caller.budget_period,
-                )
+                ),
             )
         route, status_of = (served.route, served.status_of) if served is not None else (None, None)
         return Metered(
@@ -352,6 +365,9 @@ class Gateway:
             on_row=on_row,
             writes=self.writes,
         )
+
+
+_RESOLVED_MAX = 1024
 
 
 def _too_large(size: int | None, limit: int) -> GatewayRefusal:

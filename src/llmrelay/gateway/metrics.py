@@ -153,6 +153,51 @@ class _Family:
         return found
 
 
+class _Series:
+    """The labelled children one kind of finished request updates, found once per distinct record shape
+    (``PrometheusMetrics._series``). The children every such request updates are made with the series; the
+    others (time to first token, token counts, cost) only when a request first needs them, exactly as the
+    plain path would, so ``/metrics`` shows the same series either way."""
+
+    __slots__ = ("answered", "duration", "errors", "gen_ai", "in_flight", "requests", "tokens", "usage")
+
+    def __init__(self, m: PrometheusMetrics, record: RequestRecord) -> None:
+        route = m._route(record.route)
+        reached = record.provider is not None
+        provider = otel_provider_name(m._provider(record.provider)) if reached else "none"
+        requested = m._model(record.requested_model, admit=reached)
+        answered = m._model(record.model, admit=reached)
+        key = m._key(record.key_name)
+        error = m._error(record.error_kind)
+        fault = record.fault or ""
+        operation = operation_name(record.route)
+        self.in_flight = m._in_flight.child(route)
+        self.requests = m._requests.child(
+            route,
+            record.dialect,
+            provider,
+            requested,
+            key,
+            "true" if record.stream else "false",
+            _status_class(record.status),
+            error,
+            fault,
+        )
+        failed = record.error_kind is not None or record.fault is not None
+        self.errors = m._errors.child(route, provider, error or OTHER, fault) if failed else None
+        self.gen_ai = (operation, provider, requested, answered)
+        self.duration = m._duration.child(*self.gen_ai, error)
+        self.answered = (provider, answered, key)
+        self.usage: dict[str, Any] = {}
+        """``gen_ai_client_token_usage`` children by token type, made when first observed."""
+        self.tokens: dict[str, Any] = {}
+        """``llmrelay_tokens_total`` children by token type, made when first counted."""
+
+
+_MAX_SERIES = 4096
+"""The most record shapes ``PrometheusMetrics`` keeps the children of (past it the table starts over)."""
+
+
 class PrometheusMetrics:
     """A ``MetricsSink`` that keeps the gateway's Prometheus metrics in its own registry.
 
@@ -268,63 +313,78 @@ class PrometheusMetrics:
         self._in_flight = _Family(
             prom.Gauge(f"{ns}_requests_in_flight", "Gateway requests being served, by route.", ("route",), registry=reg)
         )
+        self._started: dict[str, Any] = {}
+        """The in-flight child per route string as ``request_started`` is called with it."""
+        self._series: dict[tuple[Any, ...], _Series] = {}
+        """The children per record shape (see ``_Series``), for requests that reached a provider: what the
+        caps map their labels to can no longer change (a cap's table only grows, and a value refused at a
+        full table stays refused), while an unreached request's requested model may be admitted later."""
 
     def request_started(self, route: str) -> None:
         """One more request in flight on ``route``."""
-        self._in_flight.child(self._route(route)).inc()
+        child = self._started.get(route)
+        if child is None:
+            child = self._in_flight.child(self._route(route))
+            if len(self._started) < _MAX_SERIES:
+                self._started[route] = child
+        child.inc()
 
     def request_finished(self, record: RequestRecord) -> None:
         """Count one finished request: every counter and histogram, and one fewer in flight."""
-        route = self._route(record.route)
-        self._in_flight.child(route).dec()
-        reached = record.provider is not None
-        provider = otel_provider_name(self._provider(record.provider)) if reached else "none"
-        requested = self._model(record.requested_model, admit=reached)
-        answered = self._model(record.model, admit=reached)
-        key = self._key(record.key_name)
-        error = self._error(record.error_kind)
-        fault = record.fault or ""
-        operation = operation_name(record.route)
-
-        self._requests.child(
-            route,
+        shape = (
+            record.route,
             record.dialect,
-            provider,
-            requested,
-            key,
-            "true" if record.stream else "false",
-            _status_class(record.status),
-            error,
-            fault,
-        ).inc()
-        if record.error_kind is not None or record.fault is not None:
-            self._errors.child(route, provider, error or OTHER, fault).inc()
-        self._duration.child(operation, provider, requested, answered, error).observe(max(record.latency_s, 0.0))
+            record.provider,
+            record.requested_model,
+            record.model,
+            record.key_name,
+            record.stream,
+            record.status,
+            record.error_kind,
+            record.fault,
+        )
+        series = self._series.get(shape)
+        if series is None:
+            series = _Series(self, record)
+            if record.provider is not None:
+                if len(self._series) >= _MAX_SERIES:
+                    self._series.clear()
+                self._series[shape] = series
+        series.in_flight.dec()
+        series.requests.inc()
+        if series.errors is not None:
+            series.errors.inc()
+        series.duration.observe(max(record.latency_s, 0.0))
         if record.ttft_s is not None:
-            self._ttft.child(operation, provider, requested, answered).observe(max(record.ttft_s, 0.0))
+            self._ttft.child(*series.gen_ai).observe(max(record.ttft_s, 0.0))
 
         usage = record.usage
         if usage is None:
             return
-        parts = (
+        for kind, count in (
             ("input", usage.input_tokens),
             ("output", usage.output_tokens),
             ("cache_read", usage.cache_read_tokens),
             ("cache_write", usage.cache_write_tokens),
             ("reasoning", usage.reasoning_tokens),
-        )
-        for kind, count in parts:
+        ):
             if count is None:
                 continue
-            if kind in ("input", "output"):
-                self._token_usage.child(operation, provider, requested, answered, kind).observe(count)
+            if kind == "input" or kind == "output":
+                child = series.usage.get(kind)
+                if child is None:
+                    child = series.usage[kind] = self._token_usage.child(*series.gen_ai, kind)
+                child.observe(count)
             if count:
-                self._tokens.child(provider, answered, key, kind).inc(count)
+                child = series.tokens.get(kind)
+                if child is None:
+                    child = series.tokens[kind] = self._tokens.child(*series.answered, kind)
+                child.inc(count)
         if record.cost is not None and record.currency == "USD":
             # A known zero (a free model) still creates the series: 0 shown is 0 known.
-            self._cost.child(provider, answered, key).inc(max(float(record.cost), 0.0))
+            self._cost.child(*series.answered).inc(max(float(record.cost), 0.0))
         elif usage.input_tokens or usage.output_tokens:
-            self._cost_unknown.child(provider, answered, key).inc()
+            self._cost_unknown.child(*series.answered).inc()
 
     def render(self) -> tuple[str, bytes]:
         """``(content_type, body)``: the Prometheus text exposition of this instance's registry."""

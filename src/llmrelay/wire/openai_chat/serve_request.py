@@ -22,6 +22,7 @@ Every field of the body is mapped, passed on, or reported:
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from ..._types import (
@@ -103,6 +104,71 @@ _MESSAGE_KEYS = frozenset(
 
 def decode_request(body: Any) -> DecodedRequest:
     """The caller's ``POST /v1/chat/completions`` body as a ``DecodedRequest``; bad input is ``bad_request``."""
+    return _decode_plain(body) or _decode(body)
+
+
+_PLAIN_KEYS = frozenset({"model", "messages", "max_tokens", "max_completion_tokens", "stream", "temperature", "top_p"})
+"""The fields of the common body ``_decode_plain`` takes (text messages, a few numbers, ``stream``)."""
+
+_PLAIN_ROLES: dict[Any, Role] = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER}
+
+
+def _plain_number(value: Any, high: float) -> bool:
+    return value is None or (type(value) in (int, float) and math.isfinite(value) and 0.0 <= value <= high)
+
+
+def _decode_plain(body: Any) -> DecodedRequest | None:
+    """The common body (only ``_PLAIN_KEYS``, every message ``{"role", "content": "text"}``, valid values)
+    decoded without the general path's per-field checks: what ``_decode`` returns for it, or ``None``
+    for any other body (which ``_decode`` then decodes, or refuses with the field at fault)."""
+    if type(body) is not dict or not _PLAIN_KEYS.issuperset(body):
+        return None
+    model = body.get("model")
+    raw = body.get("messages")
+    if type(model) is not str or type(raw) is not list or not raw:
+        return None
+    max_tokens = body.get("max_tokens")
+    max_completion = body.get("max_completion_tokens")
+    for value in (max_tokens, max_completion):
+        if value is not None and (type(value) is not int or value < 1):
+            return None
+    if max_tokens is not None and max_completion is not None and max_tokens != max_completion:
+        return None  # a warning to give: the general path
+    stream = body.get("stream")
+    temperature = body.get("temperature")
+    top_p = body.get("top_p")
+    if not (stream is None or type(stream) is bool) or not _plain_number(temperature, 2.0):
+        return None
+    if not _plain_number(top_p, 1.0):
+        return None
+    messages: list[Message] = []
+    for message in raw:
+        if type(message) is not dict or len(message) != 2:
+            return None
+        role = message.get("role")
+        content = message.get("content")
+        if type(content) is not str:
+            return None
+        kind = _PLAIN_ROLES.get(role)
+        if kind is Role.USER:
+            messages.append(Message(role=kind, content=content, name=None))
+        elif kind is Role.SYSTEM:
+            messages.append(Message(role=kind, content=content))
+        elif role == "assistant":
+            messages.append(Message(role=Role.ASSISTANT, content=content, tool_calls=[], name=None))
+        else:
+            return None
+    request = ChatRequest(
+        messages=messages,
+        temperature=temperature,
+        max_tokens=max_completion if max_completion is not None else max_tokens,
+        top_p=top_p,
+    )
+    return DecodedRequest(request=request, model=model, stream=bool(stream), include_usage=False, dialect="openai")
+
+
+def _decode(body: Any) -> DecodedRequest:
+    """The general path of ``decode_request``: every field mapped, passed on, warned about or refused."""
     body = obj(body, "")
     warnings: list[CallWarning] = []
     model = req_str(body, "model", "model")
