@@ -13,8 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmrelay import Done, StreamEvent, TextDelta
-from llmrelay.wire.json_text import loads
-from llmrelay.wire.openai_chat.decode import OpenAIChatStreamDecoder, _body_json
+from llmrelay.wire.openai_chat.decode import OpenAIChatStreamDecoder
 from llmrelay.wire.openai_chat.text_template import TextTemplate
 from llmrelay.wire.sse import SseEvent, _event_of
 
@@ -336,33 +335,6 @@ def test_random_chunk_sequences_decode_the_same_through_both_paths(
         last = cut
     pieces.append(data[last:])
     assert comparable(feed_all(OpenAIChatStreamDecoder, pieces)) == full
-
-
-# --- the non-stream body's JSON ----------------------------------------------------------------------
-
-_bodies = st.one_of(
-    st.recursive(
-        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-        max_leaves=8,
-    ).map(lambda v: json.dumps(v).encode()),
-    st.binary(max_size=12),
-)
-_edges = st.sampled_from([b"", b" ", b"\n", b"\r\n", b"\t", b"\x0b", b"\xef\xbb\xbf", b"x", b"\xff", b"{}"])
-
-
-def _parsed(parse: Any, body: bytes) -> tuple[str, str]:
-    try:
-        return "ok", repr(parse(body))
-    except ValueError:
-        return "error", ""
-
-
-@settings(max_examples=300, deadline=None)
-@given(_edges, _bodies, _edges)
-def test_the_body_json_fast_path_reads_what_loads_reads(before: bytes, body: bytes, after: bytes) -> None:
-    data = before + body + after
-    assert _parsed(_body_json, data) == _parsed(loads, data)
 
 
 def test_the_sse_decoder_s_events_are_the_frozen_dataclass_s() -> None:

@@ -177,25 +177,11 @@ class OpenAIChatStreamDecoder(SseStreamDecoder):
             state.tool_delta(index, json.dumps(arguments))
 
 
-def _body_json(body: bytes) -> Any:
-    """``loads(body)``, through the C scanner alone when the text starts with its value and ends with JSON
-    whitespace at most (the usual body): ``json.loads`` would run two whitespace regexes around the same
-    scan. Anything else (a byte order mark, leading whitespace, extra data, not JSON) takes ``loads``."""
-    text = body.decode("utf-8", "replace")
-    try:
-        value, end = _scan(text, 0)
-    except (StopIteration, ValueError):
-        return loads(body)
-    if end != len(text) and text[end:].strip(" \t\n\r"):
-        return loads(body)
-    return value
-
-
 def events_from_body(body: bytes) -> list[StreamEvent]:
     """The events a non-streaming ``chat.completion`` body stands for."""
     state = StreamState(map_finish_reason)
     try:
-        payload = _body_json(body)
+        payload = loads(body)
     except ValueError:
         state.fail(ProtocolError(f"the response body is not JSON: {body[:120]!r}"))
         return state.take()
