@@ -634,8 +634,10 @@ def main() -> int:
             "",
             "`wrapped` is `Fallback([Retrying(RateLimited(p))])` (requests, tokens and concurrency buckets on, "
             "limits never reached); `limited-*` is `RateLimited(p)` with the memory or the Redis backend; "
-            "`bare` is `p`, an `OpenAIProvider`, measured in the same rounds. Ratios: median over rounds of "
-            "(client / bare of the same round); `added per call`: the same for the difference, per request.",
+            "`bare` is `p`, an `OpenAIProvider`. c=64 and the stream: client and bare in one process per round, "
+            "taking turns; the ratio is the median over all pairs of turns, `rounds low..high` the spread of the "
+            "rounds' medians. Redis: a process per client and round; ratios are the median over rounds of "
+            "(client / bare of the same round). `added per call`: the same for the difference, per request.",
             "",
             md_table(rows),
             "",
