@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from ..metering.postgres import asyncpg_module, connect_error, safe_url
+from .._postgres import LazyPool, asyncpg_module, connect_error, ensure_schema, safe_url
 from .keys import GatewayKey
 from .keys_sqlite import KEYS_SCHEMA_VERSION, key_of, models_text
 
@@ -43,21 +43,14 @@ _COLUMNS = "id, name, prefix, secret_hash, models, rpm, tpm, max_cost, max_token
 
 
 async def _ensure_schema(conn: Any) -> None:
-    from ..config._errors import ConfigError
-
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_LOCK)
-        await conn.execute("CREATE TABLE IF NOT EXISTS llmrelay_keys_schema (version INTEGER NOT NULL)")
-        found = await conn.fetchval("SELECT MAX(version) FROM llmrelay_keys_schema")
-        if found is None:
-            for statement in _SCHEMA:
-                await conn.execute(statement)
-            await conn.execute("INSERT INTO llmrelay_keys_schema (version) VALUES ($1)", KEYS_SCHEMA_VERSION)
-        elif found > KEYS_SCHEMA_VERSION:
-            raise ConfigError(
-                f"the key store's schema is version {found}, newer than this llmrelay's ({KEYS_SCHEMA_VERSION}):"
-                " upgrade llmrelay"
-            )
+    await ensure_schema(
+        conn,
+        lock=_LOCK,
+        table="llmrelay_keys_schema",
+        statements=_SCHEMA,
+        version=KEYS_SCHEMA_VERSION,
+        what="the key store",
+    )
 
 
 class PostgresKeys:
@@ -66,37 +59,10 @@ class PostgresKeys:
     def __init__(self, url: str, *, pool_size: int = 2) -> None:
         self.url = url
         self.pool_size = pool_size
-        self._pool: Any = None
-        self._opening: asyncio.Lock | None = None
+        self._pool = LazyPool(url, pool_size, "the PostgreSQL key store", _ensure_schema)
 
     def __repr__(self) -> str:
         return f"PostgresKeys({safe_url(self.url)!r})"
-
-    async def _get_pool(self) -> Any:
-        if self._pool is not None:
-            return self._pool
-        if self._opening is None:
-            self._opening = asyncio.Lock()
-        async with self._opening:
-            if self._pool is None:
-                self._pool = await self._open()
-        return self._pool
-
-    async def _open(self) -> Any:
-        from ..config._errors import ConfigError
-
-        asyncpg = asyncpg_module()
-        try:
-            pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise ConfigError(connect_error("the PostgreSQL key store", self.url, exc)) from None
-        try:
-            async with pool.acquire() as conn:
-                await _ensure_schema(conn)
-        except BaseException:
-            await pool.close()
-            raise
-        return pool
 
     def load_blocking(self) -> list[tuple[GatewayKey, str]]:
         """``load()`` on a connection of its own, from a thread of its own (for a caller with no event
@@ -124,7 +90,7 @@ class PostgresKeys:
         from ..config._errors import ConfigError
 
         asyncpg = asyncpg_module()
-        pool = await self._get_pool()
+        pool = await self._pool.get()
         try:
             async with pool.acquire() as conn:
                 await conn.execute(
@@ -138,14 +104,14 @@ class PostgresKeys:
             ) from None
 
     async def load(self, *, include_revoked: bool = False) -> list[tuple[GatewayKey, str]]:
-        pool = await self._get_pool()
+        pool = await self._pool.get()
         where = "" if include_revoked else " WHERE revoked IS NULL"
         async with pool.acquire() as conn:
             found = await conn.fetch(f"SELECT {_COLUMNS} FROM gateway_keys{where} ORDER BY seq")
         return [key_of(tuple(r)) for r in found]
 
     async def revoke(self, name_or_id: str, at: datetime) -> GatewayKey | None:
-        pool = await self._get_pool()
+        pool = await self._pool.get()
         async with pool.acquire() as conn:
             found = await conn.fetchrow(
                 f"UPDATE gateway_keys SET revoked = $2 WHERE (name = $1 OR id = $1) AND revoked IS NULL"
@@ -159,6 +125,4 @@ class PostgresKeys:
         return dataclasses.replace(key, revoked=at)
 
     async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        await self._pool.aclose()

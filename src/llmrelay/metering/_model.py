@@ -8,7 +8,7 @@ call or a row concerns, ``Budget.window`` which days count, and ``check`` whethe
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -26,6 +26,7 @@ __all__ = [
     "SpendKey",
     "Totals",
     "check",
+    "check_all",
     "day_of",
     "matches",
     "totals_of",
@@ -327,6 +328,38 @@ def check(
     if cap is not None and cost is not None and currency == budget.currency and spent_cost + cost > cap:
         return _exceeded(budget, "cost", cap, spent_cost, cost, at, resets, provider)
     return None
+
+
+def check_all(
+    budgets: Sequence[Budget],
+    at: datetime,
+    spend: Collection[tuple[SpendKey, Spend]],
+    holds: Sequence[Hold],
+    *,
+    provider: str,
+    model: str | None,
+    key: str | None,
+    tokens: int,
+    cost: Decimal | None,
+    currency: str,
+) -> None:
+    """``check`` every budget in order; raise the error of the first that one more call would exceed (what
+    every store's ``reserve`` does before it holds anything)."""
+    for budget in budgets:
+        error = check(
+            budget,
+            at,
+            spend,
+            holds,
+            provider=provider,
+            model=model,
+            key=key,
+            tokens=tokens,
+            cost=cost,
+            currency=currency,
+        )
+        if error is not None:
+            raise error
 
 
 def _exceeded(

@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from ._ledger import TotalsFromRows
-from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, check, matches
+from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, check_all, matches
 
 __all__ = ["MemoryLedger"]
 
@@ -95,21 +95,18 @@ class MemoryLedger(TotalsFromRows):
             for hold_id in [i for i, h in self._holds.items() if h.expires <= now]:
                 del self._holds[hold_id]
             holds = list(self._holds.values())
-            for budget in budgets:
-                error = check(
-                    budget,
-                    at,
-                    self._spend.items(),
-                    holds,
-                    provider=provider,
-                    model=model,
-                    key=key,
-                    tokens=tokens,
-                    cost=cost,
-                    currency=currency,
-                )
-                if error is not None:
-                    raise error
+            check_all(
+                budgets,
+                at,
+                self._spend.items(),
+                holds,
+                provider=provider,
+                model=model,
+                key=key,
+                tokens=tokens,
+                cost=cost,
+                currency=currency,
+            )
             hold = Hold(next(self._hold_ids), provider, model, key, tokens, cost, currency, now + self.hold_ttl)
             self._holds[hold.id] = hold
             return hold

@@ -34,19 +34,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import time
 import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
+from .._postgres import LazyPool, ensure_schema, safe_url
 from ._ledger import QueuedRows
-from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, check, utc
+from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, check_all, utc
 
-__all__ = ["PG_SCHEMA_VERSION", "PostgresLedger", "asyncpg_module", "connect_error", "safe_url"]
+__all__ = ["PG_SCHEMA_VERSION", "PostgresLedger"]
 
 PG_SCHEMA_VERSION = 1
 """The version of the PostgreSQL tables this llmrelay writes (``llmrelay_ledger_schema.version``)."""
@@ -124,36 +123,6 @@ def lock_key(scope: str) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def safe_url(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***`` (for messages and reprs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = netloc[0].partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
-
-
-def connect_error(what: str, url: str, exc: BaseException) -> str:
-    """The message of a failed connection to ``url``, with its password scrubbed."""
-    from .._errors import redact
-
-    password = urlsplit(url).password
-    detail = redact(f"{type(exc).__name__}: {exc}", [unquote(password)] if password else [])
-    return f"cannot connect to {what} {safe_url(url)!r} ({detail}): check that the server runs and the URL is right"
-
-
-def asyncpg_module() -> Any:
-    from ..config._errors import ConfigError
-
-    try:
-        return importlib.import_module("asyncpg")
-    except ImportError:
-        raise ConfigError(
-            "a PostgreSQL store needs asyncpg: pip install 'llmrelay[gateway]' (or pip install asyncpg)"
-        ) from None
-
-
 def _row_of(record: Any) -> LedgerRow:
     values = dict(record)
     values["cost"] = None if values["cost"] is None else Decimal(values["cost"])
@@ -194,8 +163,7 @@ class PostgresLedger(QueuedRows):
         self.batch_size = batch_size
         self.pool_size = pool_size
         self._wall = wall
-        self._pool: Any = None
-        self._opening: asyncio.Lock | None = None
+        self._pool = LazyPool(url, pool_size, "the PostgreSQL ledger", self._ensure_schema)
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
@@ -210,41 +178,19 @@ class PostgresLedger(QueuedRows):
     async def _get_pool(self) -> Any:
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
-        if self._pool is not None:
-            return self._pool
-        if self._opening is None:
-            self._opening = asyncio.Lock()
-        async with self._opening:
-            if self._pool is None:
-                self._pool = await self._open()
-        return self._pool
+        return await self._pool.get()
 
-    async def _open(self) -> Any:
-        from ..config._errors import ConfigError
-
-        asyncpg = asyncpg_module()
-        try:
-            pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise ConfigError(connect_error("the PostgreSQL ledger", self.url, exc)) from None
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_CLASS, _SCHEMA_LOCK)
-                await conn.execute("CREATE TABLE IF NOT EXISTS llmrelay_ledger_schema (version INTEGER NOT NULL)")
-                found = await conn.fetchval("SELECT MAX(version) FROM llmrelay_ledger_schema")
-                if found is None:
-                    for statement in _SCHEMA:
-                        await conn.execute(statement)
-                    await conn.execute("INSERT INTO llmrelay_ledger_schema (version) VALUES ($1)", PG_SCHEMA_VERSION)
-                elif found > PG_SCHEMA_VERSION:
-                    raise ConfigError(
-                        f"the ledger's schema is version {found}, newer than this llmrelay's ({PG_SCHEMA_VERSION}):"
-                        " upgrade llmrelay, or point the ledger at another database"
-                    )
-        except BaseException:
-            await pool.close()
-            raise
-        return pool
+    @staticmethod
+    async def _ensure_schema(conn: Any) -> None:
+        await ensure_schema(
+            conn,
+            lock=(_LOCK_CLASS, _SCHEMA_LOCK),
+            table="llmrelay_ledger_schema",
+            statements=_SCHEMA,
+            version=PG_SCHEMA_VERSION,
+            what="the ledger",
+            advice=", or point the ledger at another database",
+        )
 
     # -- the writer ----------------------------------------------------------------------------------
 
@@ -338,21 +284,18 @@ class PostgresLedger(QueuedRows):
                 else:
                     bucket = (r["day"], r["provider"], r["model"], r["requested_model"], r["key"], r["currency"])
                     spend.append((bucket, Spend(r["tokens"], r["cost"])))
-            for budget in budgets:
-                error = check(
-                    budget,
-                    at,
-                    spend,
-                    holds,
-                    provider=provider,
-                    model=model,
-                    key=key,
-                    tokens=tokens,
-                    cost=cost,
-                    currency=currency,
-                )
-                if error is not None:
-                    raise error
+            check_all(
+                budgets,
+                at,
+                spend,
+                holds,
+                provider=provider,
+                model=model,
+                key=key,
+                tokens=tokens,
+                cost=cost,
+                currency=currency,
+            )
             expires = now + self.hold_ttl
             hold_id = await conn.fetchval(
                 "INSERT INTO ledger_holds (provider, model, key, tokens, cost, currency, expires)"
@@ -454,6 +397,4 @@ class PostgresLedger(QueuedRows):
             return
         await self.flush()
         self._closed = True
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        await self._pool.aclose()

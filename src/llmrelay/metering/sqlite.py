@@ -48,7 +48,7 @@ from typing import Any, TypeVar
 
 from .._sqlite_thread import SQLiteThread, check_directory
 from ._ledger import QueuedRows
-from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, check, utc
+from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, check_all, utc
 
 __all__ = ["SCHEMA_VERSION", "SQLiteLedger"]
 
@@ -493,21 +493,18 @@ class SQLiteLedger(QueuedRows):
                     (first or "",),
                 )
             ]
-            for budget in budgets:
-                error = check(
-                    budget,
-                    at,
-                    spend,
-                    holds,
-                    provider=provider,
-                    model=model,
-                    key=key,
-                    tokens=tokens,
-                    cost=cost,
-                    currency=currency,
-                )
-                if error is not None:
-                    raise error
+            check_all(
+                budgets,
+                at,
+                spend,
+                holds,
+                provider=provider,
+                model=model,
+                key=key,
+                tokens=tokens,
+                cost=cost,
+                currency=currency,
+            )
             expires = now + self.hold_ttl
             cursor = conn.execute(
                 "INSERT INTO ledger_holds (provider, model, key, tokens, cost, currency, expires)"
