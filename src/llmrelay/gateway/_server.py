@@ -13,9 +13,10 @@ Gateway section and ``bench/gateway.py`` for the measured numbers).
 - Secure by default (``check_binding``): with no gateway key at all (no ``api_key_env`` key, an empty key
   store) the gateway serves loopback addresses only and says so; any other address is refused unless
   ``allow_public_without_keys = true``.
-- ``SIGTERM`` (or ``SIGINT``) drains: the listening socket is closed (no new connections), ``/readyz``
-  answers 503, requests in flight (streams included) get ``drain_timeout`` seconds to finish, then are
-  cancelled; the ledger and the other resources are closed last, so every row is written.
+- ``SIGTERM`` (or ``SIGINT``) drains (``_drain``): nothing new is accepted, every connection already
+  accepted is served, the listening socket is closed, ``/readyz`` answers 503, requests in flight
+  (streams included) get ``drain_timeout`` seconds to finish, then are cancelled; the ledger and the
+  other resources are closed last, so every row is written.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ def _url_host(host: str) -> str:
 
 
 async def _worker(config: Config, host: str, port: int, settings: GatewayConfig, say: Say, *, announce: bool) -> int:
+    from ._drain import drain
     from .app import GATEWAY_KEY, app_runner_kwargs, build_app
 
     # A request's unsupported settings are per request, not the operator's to read on stderr each time.
@@ -155,7 +157,7 @@ async def _worker(config: Config, host: str, port: int, settings: GatewayConfig,
         app[GATEWAY_KEY].draining = True
         say(f"draining (pid {os.getpid()}): in-flight requests get {settings.drain_timeout:g}s")
     finally:
-        await runner.cleanup()
+        await drain(runner)
     return 0
 
 
