@@ -22,13 +22,21 @@ latency) and ``stream`` (one stream of 20,000 chunks: chunks/s). Every answer is
 upstream sent (text length and CRC-32); a wrong one fails the run. A scenario stops taking new requests
 after ``--max-seconds``, so a slow server cannot hold the run.
 
-Each server gets a fresh process per round. With ``--pin`` the server is pinned to the first CPU and the
+Each server gets a fresh process per round, and a round's servers run side by side: at each scenario
+they take turns in the order ABBA (``minimal``, ``llmrelay``, ``llmrelay``, ``minimal``; the order of the
+servers alternates between rounds), each turn its own load generator, so the turns of a pair are seconds
+apart and slow drift in background load cancels out (with one server after the other, each through every
+scenario, a minute passed between the two sides of a ratio, and one run's rounds spread from 0.38x to
+0.53x at c=32). A server's value in a
+round is the median of the repeats of both its turns. Every turn also reports the server's CPU time per
+request (its process tree's user + system time over the turn, warm-up included), which does not depend
+on how the scheduler shared the two cores. With ``--pin`` the server is pinned to the first CPU and the
 upstream and the load generator share the last (for ``direct`` the load generator takes the first), so
 the server has a core of its own -- on a quiet machine. Pinning is off by default: on a shared 2-core
 machine a pinned server cannot leave a core that another job is using, and measures its neighbour (a
-single-threaded ``llmrelay serve`` pinned beside a test run went from 1 ms to 5-7 ms p50 at c=1). Rounds
-alternate the servers' order; ratios are the median over rounds of the ratio measured in the same round.
-Peak RSS is the server's ``VmHWM`` (its process tree) after ``c64``.
+single-threaded ``llmrelay serve`` pinned beside a test run went from 1 ms to 5-7 ms p50 at c=1). Ratios
+are the median over rounds of the ratio measured in the same round. Peak RSS is the server's ``VmHWM``
+(its process tree) after ``c64``.
 
 Goals (printed with PASS/FAIL; the exit status is non-zero when one fails):
 
@@ -213,6 +221,7 @@ async def _loadgen(args: argparse.Namespace) -> dict[str, Any]:
                 )
         return {
             "repeats": repeats,
+            "warmup_requests": 0 if stream else warm,
             "problems": problems,
             "cpu_s": timed_cpu[0] if stream else time.process_time() - cpu0,
             "wall_s": sum(r["wall_s"] for r in repeats),
@@ -286,6 +295,23 @@ def tree_hwm_mb(pid: int) -> float:
         except (OSError, ValueError):
             continue
     return total / 1024
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat(5))
+            for task in Path(f"/proc/{p}/task").iterdir():
+                pids += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / ticks
 
 
 class Server:
@@ -382,6 +408,10 @@ class Server:
 
     def peak_rss_mb(self) -> float | None:
         return tree_hwm_mb(self.proc.pid) if self.proc is not None else None
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server's process tree has used so far (0 for ``direct``)."""
+        return tree_cpu_s(self.proc.pid) if self.proc is not None else 0.0
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -486,7 +516,8 @@ def _fmt(v: float | None, spec: str, unit: str = "") -> str:
 
 
 def table(results: dict[str, dict[str, Cell]], rss: dict[str, list[float]], servers: list[str]) -> str:
-    headers = ["server", "c1 rps", "c1 p50", "c1 p99", "c32 rps", "c32 p50", "c32 p99", "c64 rps", "c64 p99"]
+    headers = ["server", "c1 rps", "c1 p50", "c1 p99", "c32 rps", "c32 p50", "c32 p99", "c32 CPU/req", "c64 rps"]
+    headers += ["c64 p99"]
     headers += ["stream chunks/s", "peak RSS"]
     rows = []
     for name in servers:
@@ -505,6 +536,7 @@ def table(results: dict[str, dict[str, Cell]], rss: dict[str, list[float]], serv
                 _fmt(m("c32", "rps"), ",.0f"),
                 _fmt(m("c32", "p50_ms"), ".2f", " ms"),
                 _fmt(m("c32", "p99_ms"), ".2f", " ms"),
+                _fmt(m("c32", "cpu_us"), ",.0f", " us"),
                 _fmt(m("c64", "rps"), ",.0f"),
                 _fmt(m("c64", "p99_ms"), ".2f", " ms"),
                 _fmt(m("stream", "chunks_per_s"), ",.0f"),
@@ -564,6 +596,67 @@ def goals(results: dict[str, dict[str, Cell]], rss: dict[str, list[float]]) -> l
     return rows
 
 
+def turns_of(names: list[str]) -> list[tuple[str, int]]:
+    """The order a round's servers take their turns at one scenario: ABBA (``litellm`` once, it is slow)."""
+    sequence = [(name, 0) for name in names] + [(name, 1) for name in reversed(names)]
+    return [(name, turn) for name, turn in sequence if not (name == "litellm" and turn == 1)]
+
+
+def run_scenario(
+    sc: Scenario,
+    rnd: int,
+    live: dict[str, Server],
+    results: dict[str, dict[str, Cell]],
+    *,
+    repeats: int,
+    max_seconds: float,
+    server_cpu: int | None,
+    side_cpu: int | None,
+) -> None:
+    """One scenario of one round: every live server in turn, ABBA (each in a fresh load generator); a
+    server's value for the round is the median of its repeats over both of its turns."""
+    reps_of: dict[str, list[dict[str, float]]] = {}
+    cpu_of: dict[str, list[float]] = {}
+    for name, turn in turns_of(list(live)):
+        server = live[name]
+        cell = results[name].setdefault(sc.key, Cell())
+        if cell.error is not None:
+            continue
+        gen_cpu = server_cpu if name == "direct" else side_cpu
+        cpu_before = server.cpu_s()
+        out = run_loadgen(server, sc, repeats=repeats, max_seconds=max_seconds, cpu=gen_cpu)
+        cpu_used = server.cpu_s() - cpu_before
+        if out.get("error"):
+            cell.error = out["error"]
+            print(f"  r{rnd} {name:9s} {sc.key:6s} ERROR {out['error']}", flush=True)
+            continue
+        reps = out["repeats"]
+        served = sum(r.get("requests", 0) for r in reps) + out.get("warmup_requests", 0)
+        cell.samples.append({"round": rnd, "turn": turn, "server_cpu_s": cpu_used, **out})
+        cell.problems += out["problems"]
+        reps_of.setdefault(name, []).extend(reps)
+        shown = {k: statistics.median(r[k] for r in reps) for k in reps[0]}
+        if sc.kind == "json":
+            what = f"{shown['rps']:8,.0f} req/s  p50 {shown['p50_ms']:6.2f} ms  p99 {shown['p99_ms']:6.2f} ms"
+        else:
+            what = f"{shown['chunks_per_s']:8,.0f} chunks/s"
+        per = ""
+        if sc.kind == "json" and served and name != "direct":
+            cpu_of.setdefault(name, []).append(1e6 * cpu_used / served)
+            per = f", server CPU {cpu_of[name][-1]:,.0f} us/request"
+        bad = f"  WRONG: {out['problems'][0]}" if out["problems"] else ""
+        print(
+            f"  r{rnd}{'ab'[turn]} {name:9s} {sc.key:6s} {what}  (load generator CPU "
+            f"{out['cpu_s'] / max(out['wall_s'], 1e-9):.0%}{per}){bad}",
+            flush=True,
+        )
+    for name, reps in reps_of.items():
+        medians = {k: statistics.median(r[k] for r in reps) for k in reps[0]}
+        if cpu_of.get(name):
+            medians["cpu_us"] = statistics.median(cpu_of[name])
+        results[name][sc.key].by_round[rnd] = medians
+
+
 def main() -> int:
     if "--loadgen" in sys.argv[1:]:
         loadgen_main(sys.argv[1:])
@@ -616,57 +709,36 @@ def main() -> int:
     try:
         for rnd in range(rounds):
             order = servers if rnd % 2 == 0 else servers[::-1]
-            for name in order:
-                if name == "litellm" and rnd > 0:
-                    continue
-                tmp = tmp_root / f"{name}-{rnd}"
-                tmp.mkdir()
-                try:
-                    server = Server(
-                        name,
-                        upstream.port,
-                        tmp,
-                        litellm_venv=venv,
-                        cpu=server_cpu,
-                        log=tmp_root / f"{name}.log",
-                        ledger=args.ledger,
-                    )
-                except Exception as exc:
-                    for sc in scs:
-                        results[name].setdefault(sc.key, Cell()).error = f"did not start: {exc}"
-                    print(f"  r{rnd} {name:9s} did not start: {exc} (log: {tmp_root / f'{name}.log'})", flush=True)
-                    continue
-                try:
-                    for sc in scs:
-                        cell = results[name].setdefault(sc.key, Cell())
-                        gen_cpu = server_cpu if name == "direct" else side_cpu
-                        out = run_loadgen(server, sc, repeats=args.repeats, max_seconds=args.max_seconds, cpu=gen_cpu)
-                        if out.get("error"):
-                            cell.error = out["error"]
-                            print(f"  r{rnd} {name:9s} {sc.key:6s} ERROR {out['error']}", flush=True)
-                            continue
-                        reps = out["repeats"]
-                        cell.samples.append({"round": rnd, **out})
-                        cell.problems += out["problems"]
-                        cell.by_round[rnd] = {k: statistics.median(r[k] for r in reps) for k in reps[0]}
-                        cell.by_round[rnd]["loadgen_cpu_share"] = out["cpu_s"] / max(out["wall_s"], 1e-9)
-                        shown = cell.by_round[rnd]
-                        if sc.kind == "json":
-                            what = (
-                                f"{shown['rps']:8,.0f} req/s  p50 {shown['p50_ms']:6.2f} ms  "
-                                f"p99 {shown['p99_ms']:6.2f} ms"
-                            )
-                        else:
-                            what = f"{shown['chunks_per_s']:8,.0f} chunks/s"
-                        bad = f"  WRONG: {out['problems'][0]}" if out["problems"] else ""
-                        print(
-                            f"  r{rnd} {name:9s} {sc.key:6s} {what}  (load generator CPU "
-                            f"{shown['loadgen_cpu_share']:.0%}){bad}",
-                            flush=True,
+            live: dict[str, Server] = {}
+            try:
+                for name in order:
+                    if name == "litellm" and rnd > 0:
+                        continue
+                    tmp = tmp_root / f"{name}-{rnd}"
+                    tmp.mkdir()
+                    try:
+                        live[name] = Server(
+                            name,
+                            upstream.port,
+                            tmp,
+                            litellm_venv=venv,
+                            cpu=server_cpu,
+                            log=tmp_root / f"{name}.log",
+                            ledger=args.ledger,
                         )
-                        if sc.key == "c64" and (peak := server.peak_rss_mb()) is not None:
-                            rss.setdefault(name, []).append(peak)
-                finally:
+                    except Exception as exc:
+                        for sc in scs:
+                            results[name].setdefault(sc.key, Cell()).error = f"did not start: {exc}"
+                        print(f"  r{rnd} {name:9s} did not start: {exc} (log: {tmp_root / f'{name}.log'})", flush=True)
+                for sc in scs:
+                    run_scenario(sc, rnd, live, results, repeats=args.repeats, max_seconds=args.max_seconds,
+                                 server_cpu=server_cpu, side_cpu=side_cpu)  # fmt: skip
+                    if sc.key == "c64":
+                        for name, server in live.items():
+                            if (peak := server.peak_rss_mb()) is not None:
+                                rss.setdefault(name, []).append(peak)
+            finally:
+                for server in live.values():
                     server.stop()
     finally:
         upstream.stop()
