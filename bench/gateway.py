@@ -641,9 +641,12 @@ def run_scenario(
         else:
             what = f"{shown['chunks_per_s']:8,.0f} chunks/s"
         per = ""
-        if sc.kind == "json" and served and name != "direct":
+        if sc.kind == "stream":
+            served = sum(r["chunks"] for r in reps) + 1000  # and the warm-up stream's
+        if served and name != "direct":
             cpu_of.setdefault(name, []).append(1e6 * cpu_used / served)
-            per = f", server CPU {cpu_of[name][-1]:,.0f} us/request"
+            unit = "request" if sc.kind == "json" else "chunk"
+            per = f", server CPU {cpu_of[name][-1]:,.{0 if sc.kind == 'json' else 2}f} us/{unit}"
         bad = f"  WRONG: {out['problems'][0]}" if out["problems"] else ""
         print(
             f"  r{rnd}{'ab'[turn]} {name:9s} {sc.key:6s} {what}  (load generator CPU "
