@@ -4,7 +4,8 @@ the thread that opened it.
 
 ``run(fn, *args)`` calls ``fn(conn, *args)`` there, opening the connection with ``opener`` on first use;
 it is shielded, so a cancelled caller stops waiting but the statement still runs to its end. ``close()``
-closes the connection on its thread and lets the thread go.
+closes the connection on its thread and lets the thread go. ``use_wal`` is what both stores' openers do
+first.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["SQLiteThread", "check_directory"]
+__all__ = ["SQLiteThread", "check_directory", "use_wal"]
 
 T = TypeVar("T")
 
@@ -69,3 +71,30 @@ def check_directory(path: Path, what: str) -> None:
             f"the directory of {what} does not exist: create {str(path.parent)!r} first",
             file=path,
         )
+
+
+def use_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Put ``conn``'s database in WAL mode, waiting up to ``timeout`` seconds for other connections.
+
+    Switching a file's journal mode needs an exclusive lock, and SQLite answers "database is locked" at
+    once, without waiting in its busy handler, when another connection is opening the same new file at
+    that moment (several processes starting on one new ledger: 8 of 100 tries with 4 processes here, and
+    one CI run of ``test_two_processes_share_one_sqlite_ledger_and_budget``). So the switch is retried,
+    with a short backoff, until ``timeout``; a file already in WAL mode (the mode is kept in the file) is
+    only asked, never switched again.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)

@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._sqlite_thread import SQLiteThread, check_directory
+from .._sqlite_thread import SQLiteThread, check_directory, use_wal
 from .keys import GatewayKey
 
 __all__ = ["KEYS_SCHEMA_VERSION", "SQLiteKeys"]
@@ -89,7 +89,7 @@ class SQLiteKeys:
         check_directory(self.path, "the key store")
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            use_wal(conn, self.busy_timeout)
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("CREATE TABLE IF NOT EXISTS llmrelay_keys_schema (version INTEGER NOT NULL)")
             found = conn.execute("SELECT MAX(version) FROM llmrelay_keys_schema").fetchone()[0]

@@ -46,7 +46,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._sqlite_thread import SQLiteThread, check_directory
+from .._sqlite_thread import SQLiteThread, check_directory, use_wal
 from ._ledger import QueuedRows
 from ._model import Budget, Hold, LedgerRow, Spend, SpendKey, check_all, utc
 
@@ -242,7 +242,7 @@ class SQLiteLedger(QueuedRows):
         check_directory(self.path, "the ledger file")
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            use_wal(conn, self.busy_timeout)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("CREATE TABLE IF NOT EXISTS llmrelay_ledger_schema (version INTEGER NOT NULL)")
