@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.samples import Sample
 
 from llmrelay import LlmError, Usage
 from llmrelay.gateway._hooks import RequestRecord
 from llmrelay.gateway.metrics import OTHER, PrometheusMetrics
 from llmrelay.wire.openai_chat.serve_request import _decode, _decode_plain, decode_request
+from test_gateway_metrics import _record as metrics_record
+from test_gateway_metrics import _samples
 
 MODEL = "bench/gpt-4o-mini"
 
@@ -103,31 +102,12 @@ def test_a_bad_body_is_refused_by_the_general_path(body: Any) -> None:
 
 # --- metrics ------------------------------------------------------------------------------------------
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
 
 def _record(**overrides: Any) -> RequestRecord:
-    fields: dict[str, Any] = {
-        "route": "/v1/chat/completions",
-        "dialect": "openai",
-        "status": 200,
-        "started": T0,
-        "latency_s": 0.05,
-        "key_name": "team-a",
-        "requested_model": MODEL,
-        "provider": "bench",
-        "model": MODEL,
-        "attempts": 1,
-        "usage": Usage(input_tokens=10, output_tokens=3),
-        "cost": Decimal("0.5"),
-    }
-    fields.update(overrides)
-    return RequestRecord(**fields)
-
-
-def _samples(metrics: PrometheusMetrics) -> list[Sample]:
-    _, body = metrics.render()
-    return [s for family in text_string_to_metric_families(body.decode()) for s in family.samples]
+    """``test_gateway_metrics``'s record, answered by the ``bench`` provider of this file."""
+    bench = {"requested_model": MODEL, "provider": "bench", "model": MODEL}
+    usage = {"usage": Usage(input_tokens=10, output_tokens=3), "cost": Decimal("0.5")}
+    return metrics_record(**{**bench, **usage, **overrides})
 
 
 def _names(metrics: PrometheusMetrics) -> set[str]:
