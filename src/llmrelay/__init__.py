@@ -34,7 +34,7 @@ from ._errors import (
     TotalTimeout,
     UnsupportedCapability,
 )
-from ._events import Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from ._events import Done, ReasoningDelta, StreamEvent, TextChunks, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
 from ._provider import Capabilities, ChatStream, EventSource, LlmRelayWarning, ModelInfo, Provider
 from ._transport import HttpRequest, HttpResponse, MockResponse, MockTransport, Timeouts, Transport
 from ._types import (
@@ -219,6 +219,7 @@ __all__ = [
     "Router",
     "ServerError",
     "StreamEvent",
+    "TextChunks",
     "TextDelta",
     "TextPart",
     "Timeouts",

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, assert_never
 
-from ._events import Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from ._events import Done, ReasoningDelta, StreamEvent, TextChunks, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
 from ._types import CallWarning, ChatResponse, FinishReason, ReasoningPart, ToolCall
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class Accumulator:
 
     def add(self, event: StreamEvent) -> None:
         match event:
-            case TextDelta(text=text):
+            case TextDelta(text=text) | TextChunks(text=text):
                 self._text.append(text)
             case ReasoningDelta(redacted=str(redacted)):
                 if any(self._block_text):

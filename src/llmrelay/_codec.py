@@ -8,8 +8,9 @@ The rules:
 
 - Tags are listed in ``_TAGS``. Stream events keep the names the CLI has always printed (``text``,
   ``reasoning``, ``tool_call_start``, ``tool_call_delta``, ``tool_call``, ``done``); a ``tool_call``
-  event (``ToolCallEnd``) carries its call's fields inline, beside ``index``. Errors are tagged ``error``
-  and are ``LlmError.to_json()`` (tagged with its ``kind``), rebuilt by ``LlmError.from_json``; an
+  event (``ToolCallEnd``) carries its call's fields inline, beside ``index``; a ``TextChunks`` is
+  written as the ``text`` event of its text (its wire bytes are for a same-dialect relay only). Errors
+  are tagged ``error`` and are ``LlmError.to_json()`` (tagged with its ``kind``), rebuilt by ``LlmError.from_json``; an
   ``Attempt`` (in ``ChatResponse.attempts``) is ``Attempt.to_json()`` likewise.
 - The outermost object always has its ``type``, and so does an object in a field that admits more than
   one type (a content part, a ``response_format``). An object in a field of exactly one class (``usage``
@@ -41,7 +42,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar, overload
 
 from ._errors import Attempt, LlmError
-from ._events import Done, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from ._events import Done, ReasoningDelta, TextChunks, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
 from ._types import (
     CallWarning,
     ChatRequest,
@@ -358,6 +359,8 @@ def to_json(value: object) -> dict[str, Any]:
     if isinstance(value, LlmError):
         encoded: dict[str, Any] = _error(tagged=True)[0](value)
         return encoded
+    if type(value) is TextChunks:
+        value = TextDelta(value.text)  # wire bytes for a same-dialect relay: to everyone else, text
     if type(value) not in _SPECS:
         raise _fail(f"cannot encode a {type(value).__name__}")
     return _encode_object(value, tagged=True)

@@ -4,6 +4,7 @@ Don't subclass these; match on them::
 
     match event:
         case TextDelta(text=t): ...
+        case TextChunks(text=t): ...                  # only when asked for (see TextChunks)
         case ReasoningDelta(text=t): ...
         case ToolCallStart(index=i, id=id, name=name): ...
         case ToolCallDelta(index=i, arguments_delta=d): ...
@@ -33,6 +34,8 @@ __all__ = [
     "Done",
     "ReasoningDelta",
     "StreamEvent",
+    "TEXT_CHUNKS_OPTION",
+    "TextChunks",
     "TextDelta",
     "ToolCallDelta",
     "ToolCallEnd",
@@ -45,6 +48,28 @@ class TextDelta:
     """A fragment of the assistant's visible text."""
 
     text: str
+
+
+TEXT_CHUNKS_OPTION = "llmrelay"
+"""The ``ChatRequest.provider_options`` namespace of a stream's consumer: ``{"llmrelay": {"text_chunks":
+DIALECT}}`` asks a provider that speaks ``DIALECT`` to deliver runs of plain text chunks as ``TextChunks``."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextChunks:
+    """Several consecutive text fragments, with the bytes the provider sent them as: only in a stream whose
+    request asked for them (``provider_options={"llmrelay": {"text_chunks": "openai"}}``) from a provider
+    speaking that dialect. A gateway serving the same dialect re-frames ``data`` without decoding each
+    chunk; every other consumer reads it as ``TextDelta(text)``.
+
+    ``bodies`` holds, per chunk, the body of its content string as the provider wrote it (the JSON text
+    between the quotes, already checked to be a valid string with no ``\\uD800``-``\\uDFFF`` escape);
+    ``text`` is their texts, joined.
+    """
+
+    text: str
+    dialect: str
+    bodies: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,4 +130,4 @@ class Done:
     """A refusal message (OpenAI ``refusal`` deltas), when the model refused."""
 
 
-StreamEvent = TextDelta | ReasoningDelta | ToolCallStart | ToolCallDelta | ToolCallEnd | Done
+StreamEvent = TextDelta | TextChunks | ReasoningDelta | ToolCallStart | ToolCallDelta | ToolCallEnd | Done

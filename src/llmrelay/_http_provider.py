@@ -15,7 +15,7 @@ from typing import Any
 
 from ._accumulate import events_for, fold
 from ._errors import IdleTimeout, InvalidRequestError, LlmError, MissingApiKey, redact_bytes
-from ._events import Done, StreamEvent
+from ._events import TEXT_CHUNKS_OPTION, Done, StreamEvent
 from ._provider import ChatStream, EventSource, Provider, emit_warnings
 from ._transport import (
     AiohttpTransport,
@@ -223,11 +223,23 @@ class HttpProvider(Provider):
                 # sent an error object with status 200): decode it as a body and replay its events.
                 return await self._replay_body(response)
             return _HttpEventSource(
-                response, self.dialect.stream_decoder(), self.name, self._secrets, idle=self.timeouts.idle
+                response, self._decoder_for(request), self.name, self._secrets, idle=self.timeouts.idle
             )
 
         stream = ChatStream(open_source, provider=self.name, model=request.model or self.model)
         return stream
+
+    def _decoder_for(self, request: ChatRequest) -> StreamDecoder:
+        """The dialect's stream decoder; its ``chunking_decoder`` when the request's consumer takes
+        ``TextChunks`` of this dialect (``provider_options={"llmrelay": {"text_chunks": DIALECT}}``)."""
+        dialect = self.dialect
+        consumer = request.provider_options.get(TEXT_CHUNKS_OPTION)
+        if consumer and consumer.get("text_chunks") == dialect.name:
+            chunking = getattr(dialect, "chunking_decoder", None)
+            if chunking is not None:
+                decoder: StreamDecoder = chunking()
+                return decoder
+        return dialect.stream_decoder()
 
     async def _replay_body(self, response: HttpResponse) -> EventSource:
         body = await self._read_whole(response)

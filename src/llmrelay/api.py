@@ -33,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ._events import StreamEvent, TextDelta
+from ._events import StreamEvent, TextChunks, TextDelta
 from ._provider import Provider
 from ._sync import iter_sync, run_sync
 from ._types import ChatRequest, ChatResponse, ContentPart, ImagePart, Message, TextPart
@@ -234,7 +234,7 @@ async def chat_stream(
     )
     try:
         async for event in events:
-            if type(event) is TextDelta:
+            if type(event) is TextDelta or type(event) is TextChunks:
                 yield event.text
     finally:
         await events.aclose()

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from .._errors import AllAttemptsFailed, Attempt, LlmError
-from .._events import Done, TextDelta
+from .._events import Done, TextChunks, TextDelta
 from .._types import FinishReason, ImagePart, Usage
 from ..api import build_request, open_provider
 from ..cost import Cost
@@ -123,7 +123,7 @@ async def _chat(args: argparse.Namespace, prompt: str, images: list[ImagePart]) 
                         else:
                             out.write(event_json(event) + "\n")
                         out.flush()
-                    elif type(event) is TextDelta and event.text:
+                    elif (type(event) is TextDelta or type(event) is TextChunks) and event.text:
                         out.write(event.text)
                         out.flush()
                         ends_with_newline = event.text.endswith("\n")

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from .._errors import AllAttemptsFailed, Attempt, LlmError
-from .._events import TextDelta
+from .._events import TextChunks, TextDelta
 from .._policy import should_fail_over
 from .._provider import Provider
 from .._types import ChatRequest, ChatResponse, Message
@@ -107,7 +107,7 @@ async def run_turn(
                 )
                 try:
                     async for event in stream:
-                        if type(event) is TextDelta and event.text:
+                        if (type(event) is TextDelta or type(event) is TextChunks) and event.text:
                             if state.first_text is None:
                                 state.first_text = clock()
                             state.text.append(event.text)

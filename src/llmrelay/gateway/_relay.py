@@ -33,6 +33,7 @@ never a traceback, never aiohttp's plain-text 500.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hmac
 import ipaddress
@@ -48,7 +49,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from .._errors import LlmError, ModelNotFoundError, ProviderError
-from .._events import Done
+from .._events import TEXT_CHUNKS_OPTION, Done
 from .._provider import Provider
 from .._types import ChatRequest, Usage
 from ..config import Config, ConfigError
@@ -509,7 +510,8 @@ async def relay(gw: Gateway, request: web.Request, served: Served) -> web.Stream
                     "model", f"the model {decoded.model!r} cannot call tools, so /api/agent cannot serve it"
                 )
             if stream:
-                return await _stream(gw, request, served, decoded.request, decoded, provider, out, started)
+                chat = _taking_chunks(decoded.request, dialect.text_chunks)
+                return await _stream(gw, request, served, chat, decoded, provider, out, started)
             response = await provider.chat(decoded.request)
         except GatewayRefusal as refusal:
             out.status, out.error, out.fault = refusal.status, "refused", refusal.fault
@@ -621,6 +623,15 @@ async def _stream(
         return response
     finally:
         await upstream.aclose()
+
+
+def _taking_chunks(chat: ChatRequest, dialect: str | None) -> ChatRequest:
+    """``chat`` asking an upstream of ``dialect`` for its text chunks as ``TextChunks`` (which the served
+    encoder re-frames without decoding each chunk); unchanged when the served dialect takes none."""
+    if dialect is None:
+        return chat
+    options = {**chat.provider_options, TEXT_CHUNKS_OPTION: {"text_chunks": dialect}}
+    return dataclasses.replace(chat, provider_options=options)
 
 
 def _fault_of(error: LlmError) -> Fault:

@@ -88,6 +88,7 @@ class NativeDialect:
     """The served dialect of the native routes (``ServedDialect``)."""
 
     name = "native"
+    text_chunks: str | None = None
 
     def decode_request(self, body: Any) -> DecodedRequest:
         if not isinstance(body, dict):

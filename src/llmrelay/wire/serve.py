@@ -132,6 +132,9 @@ class ServedDialect(Protocol):
 
     name: str
     """The ``provider_options`` namespace of the dialect (``openai``, ``anthropic``)."""
+    text_chunks: str | None
+    """The dialect whose ``TextChunks`` this dialect's stream encoder re-frames (its own, when it can), or
+    ``None``: the gateway asks the upstream for them (``TEXT_CHUNKS_OPTION``) only then."""
 
     def decode_request(self, body: Any) -> DecodedRequest: ...
 

@@ -125,6 +125,12 @@ class SseDecoder:
         self.stray_lines: list[StrayLine] = []
 
     @property
+    def at_event_start(self) -> bool:
+        """True between two events: nothing of a line or of an event is pending and no CR's LF is awaited
+        (before the first bytes, too: the byte order mark is looked for in the first bytes fed)."""
+        return not self._parts and not self._has_data and not self._skip_lf and not self._event
+
+    @property
     def discarded_partial(self) -> bool:
         """True when bytes or fields of an unfinished event are pending (checked after ``close``)."""
         return bool(self._parts) or self._has_data

@@ -70,6 +70,11 @@ class SseFrames:
         return self._sse.discarded_partial
 
     @property
+    def at_event_start(self) -> bool:
+        """True between two events, with no raw JSON text buffered (``SseDecoder.at_event_start``)."""
+        return not self._raw and self._sse.at_event_start
+
+    @property
     def in_raw_json(self) -> bool:
         """True while raw JSON text is buffered whose brackets have not closed."""
         return bool(self._raw)

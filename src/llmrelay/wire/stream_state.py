@@ -100,6 +100,11 @@ class StreamState:
         self.out = []
         return out
 
+    @property
+    def text_held(self) -> bool:
+        """Whether the text channel holds back a high surrogate (the next text may complete its pair)."""
+        return self._text.holding
+
     def text(self, text: str) -> None:
         if text and not self.finished:
             text = self._text.push(text)

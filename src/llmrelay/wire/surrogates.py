@@ -49,6 +49,11 @@ class SurrogateJoiner:
     def __init__(self) -> None:
         self._held = ""
 
+    @property
+    def holding(self) -> bool:
+        """Whether a high surrogate is held back, waiting for its pair."""
+        return bool(self._held)
+
     def push(self, text: str) -> str:
         """The part of ``text`` that can be emitted now (a trailing high surrogate is held back)."""
         if self._held:

@@ -31,7 +31,16 @@ from collections.abc import Sequence
 from typing import Any, assert_never
 
 from ..._errors import LlmError, ProviderError
-from ..._events import Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from ..._events import (
+    Done,
+    ReasoningDelta,
+    StreamEvent,
+    TextChunks,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+)
 from ..._types import ChatResponse, FinishReason, ToolCall, Usage
 from ..call_ids import synthetic_call_id
 from ..serve import ErrorReply, new_id
@@ -254,7 +263,7 @@ class AnthropicStreamEncoder:
             self._pending.append(event)  # another block's event while a call is open: held until it ends
             return b""
         match event:
-            case TextDelta(text=text):
+            case TextDelta(text=text) | TextChunks(text=text):
                 if not text:
                     return b""
                 out = b"" if self._block == "text" else self._open("text", {"type": "text", "text": ""})

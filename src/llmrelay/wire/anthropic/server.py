@@ -17,6 +17,7 @@ class AnthropicServer:
     """Speaks ``POST /v1/messages`` to a gateway's callers."""
 
     name = "anthropic"
+    text_chunks: str | None = None
 
     def decode_request(self, body: Any) -> DecodedRequest:
         return decode_request(body)

@@ -50,6 +50,12 @@ class OpenAIChatDialect:
     def stream_decoder(self) -> OpenAIChatStreamDecoder:
         return OpenAIChatStreamDecoder()
 
+    def chunking_decoder(self) -> OpenAIChatStreamDecoder:
+        """The stream decoder for a consumer that takes ``TextChunks`` (``text_chunks``)."""
+        from .text_chunks import OpenAIChatChunkingDecoder
+
+        return OpenAIChatChunkingDecoder()
+
     def decode_body(self, body: bytes) -> ChatResponse:
         return decode_body(body)
 

@@ -32,7 +32,16 @@ from json.encoder import encode_basestring
 from typing import Any, assert_never
 
 from ..._errors import LlmError, ProviderError
-from ..._events import Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from ..._events import (
+    Done,
+    ReasoningDelta,
+    StreamEvent,
+    TextChunks,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+)
 from ..._types import ChatResponse, FinishReason, ToolCall, Usage
 from ..call_ids import synthetic_call_id
 from ..serve import ErrorReply, new_id
@@ -179,6 +188,9 @@ class OpenAIChatStreamEncoder:
     """Encodes one answer as a Chat Completions event stream; see the module docstring."""
 
     __slots__ = (
+        "_chunk_between",
+        "_chunk_head",
+        "_chunk_tail",
         "_ended",
         "_finished",
         "_head",
@@ -199,6 +211,11 @@ class OpenAIChatStreamEncoder:
         self._tail = ',"logprobs":null,"finish_reason":null}]}\n\n'
         self._text_head = f'data: {self._head}"choices":[{{"index":0,"delta":{{"content":'
         self._text_tail = "}" + self._tail
+        self._chunk_head = _utf8(self._text_head + '"')
+        self._chunk_tail = _utf8('"' + self._text_tail)
+        self._chunk_between = self._chunk_tail + self._chunk_head
+        """A text chunk's bytes before its content string's body, and after it up to the next one's
+        (``TextChunks`` re-framed: ``head + between.join(bodies) + tail``)."""
         self._include_usage = include_usage
         self._started = False
         self._finished = False
@@ -228,6 +245,8 @@ class OpenAIChatStreamEncoder:
         match event:
             case TextDelta(text=text):
                 return self._delta(f'{{"content":{_quote(text)}}}') if text else b""
+            case TextChunks():
+                return self.encode_batch((event,))
             case ReasoningDelta(text=text):
                 return self._delta(f'{{"reasoning_content":{_dumps(text)}}}') if text else b""
             case ToolCallStart(index=index, id=call_id, name=name):
@@ -243,7 +262,11 @@ class OpenAIChatStreamEncoder:
 
     def encode_batch(self, events: Sequence[StreamEvent]) -> bytes:
         """The bytes for ``events`` in order: ``encode`` of each, joined, with text deltas (nearly every event
-        of a stream) written straight from the chunk template, and the whole run encoded to UTF-8 once."""
+        of a stream) written straight from the chunk template, and the whole run encoded to UTF-8 once.
+
+        ``TextChunks`` of this dialect (an upstream's text chunks) are re-framed: this stream's chunk around
+        each content string's body as the upstream wrote it (the same text; its escapes may differ from
+        ``_quote``'s, as JSON allows)."""
         out: list[bytes] = []
         texts: list[str] = []
         head, tail = self._text_head, self._text_tail
@@ -255,6 +278,14 @@ class OpenAIChatStreamEncoder:
             if texts:
                 out.append(_utf8("".join(texts)))
                 texts.clear()
+            if type(event) is TextChunks and not self._finished:
+                if not self._started:
+                    out.append(self._first())
+                if event.dialect == "openai":
+                    out.append(self._chunk_head + self._chunk_between.join(event.bodies) + self._chunk_tail)
+                elif event.text:
+                    out.append(self._delta(f'{{"content":{_quote(event.text)}}}'))
+                continue
             out.append(self.encode(event))
         if texts:
             out.append(_utf8("".join(texts)))

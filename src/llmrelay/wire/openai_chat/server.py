@@ -17,6 +17,7 @@ class OpenAIChatServer:
     """Speaks ``POST /v1/chat/completions`` to a gateway's callers."""
 
     name = "openai"
+    text_chunks: str | None = "openai"
 
     def decode_request(self, body: Any) -> DecodedRequest:
         return decode_request(body)

@@ -103,6 +103,12 @@ class TextTemplate:
             self.verified = self._probe()
         return text if self.verified else None
 
+    def usable(self) -> bool:
+        """Whether chunks may be read through this template (its probe, parsed once, landed)."""
+        if self.verified is None:
+            self.verified = self._probe()
+        return self.verified
+
     def _probe(self) -> bool:
         """Whether the content string is the one the decoder reads (module docstring, point 2)."""
         try:
