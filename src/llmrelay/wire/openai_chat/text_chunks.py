@@ -130,20 +130,20 @@ class OpenAIChatChunkingDecoder(OpenAIChatStreamDecoder):
             self._head = b"data: " + template.head.encode()
             self._tail = b'"' + template.tail.encode()  # the template's tail begins after the closing quote
         head, tail = self._head, self._tail
-        hl, tl = len(head), len(tail)
-        events = data.split(b"\n\n")
-        events.pop()  # the empty text after the last event's blank line
-        n = len(events)
-        # The usual read is text chunks only: checked without a Python step per chunk.
-        if (
-            min(map(len, events)) >= hl + tl
-            and sum(map(bytes.startswith, events, repeat(head))) == n
-            and sum(map(bytes.endswith, events, repeat(tail))) == n
-        ):
-            count, size = n, end
-        else:
-            count = size = 0
-            for event in events:
+        cut = slice(len(head), -len(tail))  # the tail is never empty: it holds the closing quote
+        # The usual read is text chunks only, one line and a blank line each: checked without a Python step
+        # per chunk, by rebuilding the read from the content bodies.
+        lines = data.split(b"\n")
+        bodies: tuple[bytes, ...] = ()
+        count = size = 0
+        if not any(lines[1::2]):
+            bodies = tuple(map(_slice, lines[0:-1:2], repeat(cut)))
+            between = tail + b"\n\n" + head
+            if head + between.join(bodies) + tail + b"\n\n" == data:
+                count, size = len(bodies), end
+        if not count:
+            hl, tl = len(head), len(tail)
+            for event in data.split(b"\n\n"):
                 if len(event) >= hl + tl and event.startswith(head) and event.endswith(tail):
                     count += 1
                     size += len(event) + 2
@@ -151,20 +151,20 @@ class OpenAIChatChunkingDecoder(OpenAIChatStreamDecoder):
                     break
             if not count:
                 return super().feed(data)
-            del events[count:]
-        bodies: tuple[bytes, ...] = tuple(map(_slice, events, repeat(slice(hl, -tl))))  # the tail is never empty
+            bodies = tuple(map(_slice, data[: size - 2].split(b"\n\n"), repeat(cut)))
         joined = b'"\t,"'.join(bodies)
         if b"\\u" in joined and (b"\\ud" in joined or b"\\uD" in joined):
             return super().feed(data)
         try:
             texts = _loads(b'["' + joined + b'"]')
-        except (ValueError, RecursionError):
-            return super().feed(data)
-        if type(texts) is not list or len(texts) != count or not all(type(t) is str for t in texts):
+            if type(texts) is not list or len(texts) != count:
+                return super().feed(data)
+            text = "".join(texts)  # a TypeError unless every item is a string
+        except (ValueError, TypeError, RecursionError):
             return super().feed(data)
         if b"" in bodies:  # empty content strings: the ordinary path emits nothing for them
             bodies = tuple([b for b in bodies if b])
-        out: list[StreamEvent] = [TextChunks("".join(texts), "openai", bodies)] if bodies else []
+        out: list[StreamEvent] = [TextChunks(text, "openai", bodies)] if bodies else []
         if size < end:
             out.extend(super().feed(data[size:]))
         return out
