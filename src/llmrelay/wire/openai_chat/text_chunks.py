@@ -81,7 +81,7 @@ class OpenAIChatChunkingDecoder(OpenAIChatStreamDecoder):
                 return super().feed(data)
             self._held = data
             return []
-        out = self._events(data, end) if end == len(data) else self._events(data[:end], end)
+        out = self._events(data[:end])  # the whole of data when it ends with an event (no copy)
         if end < len(data) and not self._state.finished:
             rest = data[end:]
             if len(rest) > _HOLD_MAX:
@@ -101,8 +101,8 @@ class OpenAIChatChunkingDecoder(OpenAIChatStreamDecoder):
         self._held = b""
         return super().fail(error)
 
-    def _events(self, data: bytes, end: int) -> list[StreamEvent]:
-        """The events of ``data``, which is whole events (``end == len(data)``)."""
+    def _events(self, data: bytes) -> list[StreamEvent]:
+        """The events of ``data``, which is whole events."""
         template = self._template
         if template is None or not template.usable():
             # No template yet (the stream's first read): the first events take the ordinary path, which
@@ -112,15 +112,15 @@ class OpenAIChatChunkingDecoder(OpenAIChatStreamDecoder):
                 cut = data.find(b"\n\n", cut) + 2
                 if cut < 2:
                     return super().feed(data)
-            if cut >= end:
+            if cut >= len(data):
                 return super().feed(data)
             out = super().feed(data[:cut])
             if self._template is None or self._state.finished:
                 return out + super().feed(data[cut:])
-            return out + self._run(data[cut:], end - cut)
-        return self._run(data, end)
+            return out + self._run(data[cut:])
+        return self._run(data)
 
-    def _run(self, data: bytes, end: int) -> list[StreamEvent]:
+    def _run(self, data: bytes) -> list[StreamEvent]:
         """``_events`` once there is a template: the run at the start of ``data``, then the rest."""
         template = self._template
         if template is None or self._state.text_held or not template.usable():
@@ -140,7 +140,7 @@ class OpenAIChatChunkingDecoder(OpenAIChatStreamDecoder):
             bodies = tuple(map(_slice, lines[0:-1:2], repeat(cut)))
             between = tail + b"\n\n" + head
             if head + between.join(bodies) + tail + b"\n\n" == data:
-                count, size = len(bodies), end
+                count, size = len(bodies), len(data)
         if not count:
             hl, tl = len(head), len(tail)
             for event in data.split(b"\n\n"):
@@ -165,6 +165,6 @@ class OpenAIChatChunkingDecoder(OpenAIChatStreamDecoder):
         if b"" in bodies:  # empty content strings: the ordinary path emits nothing for them
             bodies = tuple([b for b in bodies if b])
         out: list[StreamEvent] = [TextChunks(text, "openai", bodies)] if bodies else []
-        if size < end:
+        if size < len(data):
             out.extend(super().feed(data[size:]))
         return out
