@@ -80,12 +80,12 @@ class _Held(Grant):
 
     __slots__ = ("open", "plan")
 
-    def __init__(self, plan: _Plan, amounts: Sequence[float], lease: str | None) -> None:
-        self.buckets = plan.ordered
-        self.amounts = amounts
-        self.lease = lease
-        self.plan = plan
-        self.open = True
+    plan: _Plan
+    open: bool
+
+
+_new_grant = object.__new__
+"""How ``acquire_nowait`` makes a ``_Held``: the instance alone, its slots then set in place."""
 
 
 class MemoryBackend(LimitBackend):
@@ -143,11 +143,15 @@ class MemoryBackend(LimitBackend):
             wait = 0.0
             amounts: list[float] = []
             for state, resource, limit, per_second, _ in plan.rates:
-                want = cost[resource] if resource in cost else 0.0  # noqa: SIM401 (opcodes, not a method call)
-                amount = limit if want > limit else want if want > 0.0 else 0.0
-                at = state.at
-                level = state.level + (now - at) * per_second if now > at else state.level
-                if level > limit:
+                amount = cost.get(resource, 0.0)
+                if amount > limit:
+                    amount = limit
+                elif not amount > 0.0:  # negative, or NaN
+                    amount = 0.0
+                level = state.level
+                if now > state.at:
+                    level += (now - state.at) * per_second
+                if level > limit:  # a stored level may sit above it: see the module docstring
                     level = limit
                 if level + _EPSILON < amount:  # float refill arithmetic: 61 - 1e-14 is 61
                     short = (amount - level) / per_second
@@ -163,12 +167,16 @@ class MemoryBackend(LimitBackend):
                 for (state, _, _, _, _), amount in zip(plan.rates, amounts, strict=True):
                     state.level += amount  # put back: all or nothing
                 return wait
-            if not plan.slots:
-                return _Held(plan, amounts, None)
-            for slots, _ in plan.slots:
-                slots.held += 1
-            amounts += plan.ones
-            return _Held(plan, amounts, _LEASE)
+            held = _new_grant(_Held)  # its slots filled here: no ``__init__`` frame on every call
+            if plan.slots:
+                for slots, _ in plan.slots:
+                    slots.held += 1
+                amounts += plan.ones
+                held.lease = _LEASE
+            else:
+                held.lease = None
+            held.buckets, held.amounts, held.plan, held.open = plan.ordered, amounts, plan, True
+            return held
         finally:
             lock.release()
 
@@ -189,16 +197,11 @@ class MemoryBackend(LimitBackend):
             i = -1
             for state, resource, limit, per_second, refundable in plan.rates:
                 i += 1
-                amount = amounts[i]
                 if actual is None:
-                    if not refundable:
-                        continue
-                    refund = amount
-                elif resource in actual:
-                    used = actual[resource]
-                    refund = amount - (used if used > 0.0 else 0.0)
+                    refund = amounts[i] if refundable else 0.0
                 else:
-                    continue
+                    used = actual.get(resource)
+                    refund = 0.0 if used is None else amounts[i] - (used if used > 0.0 else 0.0)
                 if refund > 0.0:
                     state.level += refund  # no clock needed: see the module docstring
                 elif refund < 0.0:  # an overdraft: drawn from the level now, refill included

@@ -10,7 +10,8 @@ everywhere).
 For a stream it moves on only before the first event reached the caller (an error on entering, or a
 first batch that is only ``Done(error)``), closing the abandoned stream's connection at once; after it,
 a failure is the stream's typed error: no silent switch, no mixed text. One attempt loop (``_run``)
-serves ``chat`` and ``chat_stream``.
+serves ``chat`` and ``chat_stream``; ``chat`` makes the first attempt in its own frame and enters the
+loop only when it failed, so a call that succeeds at once runs one frame of ours.
 
 ``first_event_timeout`` (seconds, per candidate) bounds a stream's time to its commit point, the first
 batch of events (the same point ``Hedged``'s ``threshold`` measures): a candidate whose stream has not
@@ -29,8 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from .._errors import Attempt, FirstEventTimeout, LlmError
 from .._policy import should_fail_over
@@ -59,6 +60,12 @@ Candidate = Provider | tuple[Provider, str | None]
 """A provider (with its default model) or a provider and the model to ask it for."""
 
 
+def _asking(request: ChatRequest, provider: Provider, model: str | None) -> ChatRequest:
+    """``request`` for one candidate: with the candidate's model; a request without a model, to a candidate
+    that asks for its provider's default, as it is."""
+    return request if request.model is None and model == provider.model else with_model(request, model)
+
+
 class Fallback(OverCandidates):
     """Try ``candidates`` in order (see the module docstring); a ``Provider`` itself, so it composes."""
 
@@ -85,16 +92,26 @@ class Fallback(OverCandidates):
         inner = ", ".join(f"({p!r}, {m!r})" for p, m in self.candidates)
         return f"Fallback([{inner}], name={self.name!r})"
 
-    async def _run(self, request: ChatRequest, call: Call[T], finish: Finish[T, R]) -> R:
+    async def _run(
+        self, request: ChatRequest, call: Call[T], finish: Finish[T, R], first: tuple[LlmError, float] | None = None
+    ) -> R:
+        """The attempt loop. ``first``: the first candidate already ran and failed (``chat``'s own try): its
+        error and when it began; the loop goes on from the decision to move on."""
         attempts: list[Attempt] = []
+        candidates = iter(self.candidates)
         tries = 0
-        for provider, model in self.candidates:
+        if first is not None:
+            provider, model = next(candidates)
+            last, began = first
+            tries = 1
+            record(attempts, provider, model, last, self._clock() - began)
+            if not should_fail_over(last):
+                raise failure(attempts, last, tries=tries, provider=self.name)
+        for provider, model in candidates:
             began = self._clock()
             tries += 1
             try:
-                # A request without a model, to a candidate that asks for its provider's default: as it is.
-                asked = request if request.model is None and model == provider.model else with_model(request, model)
-                return finish(await call(provider, asked), attempts)
+                return finish(await call(provider, _asking(request, provider, model)), attempts)
             except LlmError as error:
                 record(attempts, provider, model, error, self._clock() - began)
                 last = error
@@ -102,9 +119,18 @@ class Fallback(OverCandidates):
                 break
         raise failure(attempts, last, tries=tries, provider=self.name)
 
-    def chat(self, request: ChatRequest) -> Coroutine[Any, Any, ChatResponse]:
-        # The attempt loop's coroutine itself (``response_with`` is its ``finish``): no frame of our own.
-        return self._run(request, call_chat, response_with)
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        # The first candidate here, the loop only after it failed: a call that succeeds at once (nearly
+        # every call) runs this one frame (see ``Retrying.chat``).
+        provider, model = self.candidates[0]
+        began = self._clock()
+        try:
+            # ``_asking``, inlined (one code object fewer on every call)
+            asked = request if request.model is None and model == provider.model else with_model(request, model)
+            return await provider.chat(asked)
+        except LlmError as error:
+            failed = error
+        return await self._run(request, call_chat, response_with, (failed, began))
 
     def chat_stream(self, request: ChatRequest) -> ChatStream:
         call = open_stream if self.first_event_timeout is None else self._open_in_time

@@ -135,6 +135,7 @@ class RateLimited(Provider):
         self.max_wait = max_wait
         self.default_output_tokens = default_output_tokens
         self._limits = (requests_per_minute, tokens_per_minute, max_concurrency)
+        self._tpm = tokens_per_minute
         self._window = window
         self._lease_ttl = lease_ttl
         self._sleep = sleep
@@ -168,7 +169,7 @@ class RateLimited(Provider):
         return specs
 
     def _cost(self, request: ChatRequest) -> Mapping[str, float]:
-        if self._limits[1] is None:  # no tokens bucket: the estimate would be thrown away
+        if self._tpm is None:  # no tokens bucket: the estimate would be thrown away
             return _ONE_REQUEST
         return {"requests": 1.0, "tokens": float(estimate_tokens(request, self.default_output_tokens))}
 
@@ -204,10 +205,11 @@ class RateLimited(Provider):
         buckets = self._by_model.get(request.model)
         if buckets is None:
             buckets = self._buckets_for(request)
-        if self._limits[1] is None:
-            cost = _ONE_REQUEST
-        else:
-            cost = {"requests": 1.0, "tokens": float(estimate_tokens(request, self.default_output_tokens))}
+        cost = (
+            _ONE_REQUEST
+            if self._tpm is None
+            else {"requests": 1.0, "tokens": estimate_tokens(request, self.default_output_tokens)}
+        )
         backend = self.backend
         grant = backend.acquire_nowait(buckets, cost)
         if not isinstance(grant, Grant):  # a backend's grant may be a subclass
@@ -219,11 +221,8 @@ class RateLimited(Provider):
                 await asyncio.shield(backend.release(grant))  # runs to the end even if cancelled again
             raise
         usage = response.usage
-        used: Mapping[str, float] = (
-            {"tokens": float(usage.total_tokens)}
-            if usage is not None and usage.total_tokens is not None
-            else _used(usage)  # nothing known, or no total: the slow path
-        )
+        total = None if usage is None else usage.total_tokens
+        used = _used(usage) if total is None else {"tokens": total}  # no total: the slow path
         if not backend.settle_nowait(grant, used):
             await backend.settle(grant, used)
         return response

@@ -1,6 +1,8 @@
 """``Retrying``: the same request to the same provider again, after a backoff, for retryable errors only.
 
-One attempt loop (``_run``) serves ``chat`` and ``chat_stream``. Before each retry it waits
+One attempt loop (``_run``) serves ``chat`` and ``chat_stream`` (``chat`` makes the first attempt in its
+own frame and enters the loop only when it failed: one frame of ours for a call that succeeds at once,
+see ``bench/README.md``). Before each retry it waits
 ``rng() * min(max_delay, base_delay * 2**n)`` (exponential backoff with full jitter; ``n`` counts the
 retries before this one), or the error's ``retry_after`` when that is longer, never more than
 ``max_delay``. It retries only what ``llmrelay._policy.should_retry`` allows: a 400, an auth failure, a
@@ -22,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from .._errors import Attempt, LlmError
 from .._policy import should_retry
@@ -83,31 +85,47 @@ class Retrying(Provider):
         backoff = self._rng() * min(self.max_delay, self.base_delay * 2.0**retry)
         return min(max(backoff, error.retry_after or 0.0), self.max_delay)
 
-    async def _run(self, request: ChatRequest, call: Call[T], finish: Finish[T, R]) -> R:
+    async def _run(
+        self, request: ChatRequest, call: Call[T], finish: Finish[T, R], first: tuple[LlmError, float] | None = None
+    ) -> R:
+        """The attempt loop. ``first``: the first attempt already ran and failed (``chat``'s own try): its
+        error and when it began; the loop goes on from the decision to retry it."""
         attempts: list[Attempt] = []
         model = request.model or self.inner.model
-        start = began = self._clock()
-        tries = 0
+        if first is None:
+            tries = 0
+            start = self._clock()
+        else:
+            last, start = first
+            tries = 1
+            record(attempts, self.inner, model, last, self._clock() - start)
         while True:
-            if tries:
-                began = self._clock()
+            if tries:  # after a failure: give up, or wait and go again
+                if tries >= self.max_attempts or not should_retry(last):
+                    break
+                wait = self.delay(tries - 1, last)
+                if self.deadline is not None and self._clock() + wait - start >= self.deadline:
+                    break
+                await self._sleep(wait)
+            began = self._clock() if tries else start
             tries += 1
             try:
                 return finish(await call(self.inner, request), attempts)
             except LlmError as error:
                 record(attempts, self.inner, model, error, self._clock() - began)
                 last = error
-            if tries >= self.max_attempts or not should_retry(last):
-                break
-            wait = self.delay(tries - 1, last)
-            if self.deadline is not None and self._clock() + wait - start >= self.deadline:
-                break
-            await self._sleep(wait)
         raise failure(attempts, last, tries=tries, provider=self.name)
 
-    def chat(self, request: ChatRequest) -> Coroutine[Any, Any, ChatResponse]:
-        # The attempt loop's coroutine itself (``response_with`` is its ``finish``): no frame of our own.
-        return self._run(request, call_chat, response_with)
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        # The first attempt here, the loop only after it failed: a call that succeeds at once (nearly every
+        # call) runs this one frame. On the wrapper benchmark (c=64) the loop's frame and its helpers cost
+        # several times their hot cost, because their code is cold between calls (see bench/README.md).
+        began = self._clock()
+        try:
+            return await self.inner.chat(request)
+        except LlmError as error:
+            failed = error
+        return await self._run(request, call_chat, response_with, (failed, began))
 
     def chat_stream(self, request: ChatRequest) -> ChatStream:
         return stream_of(
