@@ -30,6 +30,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._aiohttp_drain import drain
 from ._errors import (
     ConnectTimeout,
     FirstByteTimeout,
@@ -382,7 +383,7 @@ class _AiohttpResponse(HttpResponse):
         if self._total_deadline is None and content.exception() is None:
             # Fast path: bytes already buffered are returned without arming the watchdog (no wait, so no
             # deadline can pass). Only a read that has to wait pays for the timer bookkeeping.
-            chunk = content.read_nowait()
+            chunk = drain(content)  # ``content.read_nowait()``, one flow-control check per read
             if chunk:
                 return chunk
             if content.at_eof():
