@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmrelay import _aiohttp_drain
-from llmrelay._aiohttp_drain import drain
+from llmrelay._aiohttp_drain import drain, read_any
 from llmrelay._transport import AiohttpTransport, HttpRequest, Timeouts
 
 pytestmark = pytest.mark.skipif(
@@ -261,3 +261,18 @@ async def test_a_burst_over_a_real_socket_arrives_whole() -> None:
     finally:
         await transport.aclose()
         await runner.cleanup()
+
+
+async def test_read_any_waits_then_reads_everything_buffered() -> None:
+    loop = asyncio.get_running_loop()
+    protocol, reader, _ = _reader(loop, 2**18)
+    pending = asyncio.ensure_future(read_any(reader))
+    await asyncio.sleep(0)
+    assert not pending.done()  # nothing buffered: it waits, as readany does
+    protocol.data_received(_chunked([b"one ", b"two ", b"three"]))
+    assert await asyncio.wait_for(pending, 5) == b"one two three"
+    protocol.data_received(b"0\r\n\r\n")  # the last chunk: the body ends
+    assert await asyncio.wait_for(read_any(reader), 5) == b""
+    reader.set_exception(ValueError("reset"))
+    with pytest.raises(ValueError, match="reset"):
+        await read_any(reader)

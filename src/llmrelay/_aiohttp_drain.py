@@ -1,5 +1,6 @@
 """``drain(content)``: every byte an aiohttp response has buffered now, as ``content.read_nowait()`` returns
-them, at one flow-control check per call instead of one per HTTP chunk.
+them, at one flow-control check per call instead of one per HTTP chunk; ``read_any(content)``: the same
+for ``await content.readany()``.
 
 Why: a streamed reply comes as one HTTP chunk per event, so a read that finds 60 events buffered finds
 60 entries in aiohttp's ``StreamReader``. aiohttp 3.14 drains them one by one, and after each one it
@@ -22,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aiohttp import StreamReader
 
-__all__ = ["drain"]
+__all__ = ["drain", "read_any"]
 
 _FIELDS = (
     "_buffer",
     "_buffer_offset",
     "_cursor",
+    "_eof",
     "_exception",
     "_http_chunk_splits",
     "_low_water",
@@ -35,6 +37,7 @@ _FIELDS = (
     "_protocol",
     "_size",
     "_timer",
+    "_wait",
     "_waiter",
 )
 """The private fields ``drain`` reads and writes."""
@@ -90,3 +93,17 @@ def drain(content: StreamReader) -> bytes:
     if content._size < content._low_water and (splits is None or len(splits) < content._low_water_chunks):
         content._protocol.resume_reading()
     return data
+
+
+async def read_any(content: StreamReader) -> bytes:
+    """``await content.readany()``: wait until bytes are buffered (or the body ended), then ``drain``."""
+    if _usable is None:
+        _decide(content)
+    if not _usable or type(content) is not _reader_class:
+        return await content.readany()
+    # aiohttp's ``readany``, its last step ``drain``
+    if content._exception is not None:
+        raise content._exception
+    while not content._buffer and not content._eof:
+        await content._wait("readany")
+    return drain(content)

@@ -30,7 +30,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._aiohttp_drain import drain
+from ._aiohttp_drain import drain, read_any
 from ._errors import (
     ConnectTimeout,
     FirstByteTimeout,
@@ -401,7 +401,7 @@ class _AiohttpResponse(HttpResponse):
             if deadline is not None:
                 self._handle = loop.call_at(deadline, self._watch)
         try:
-            chunk = await self._resp.content.readany()
+            chunk = await read_any(self._resp.content)  # ``content.readany()``, one flow-control check
         except asyncio.CancelledError:
             expired = self._expired
             task = self._task
