@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -123,6 +124,20 @@ _COLUMNS = (
     "reasoning_tokens, cost, currency, cost_source, cost_unknown, outcome, error_kind, elapsed_ms, attempts, "
     "requested_model, route, status, ttft_ms"
 )
+
+_INSERT_WIDTH = 22
+"""The values of one ledger row in an INSERT (``_COLUMNS``)."""
+_ROWS_PER_INSERT = 40
+"""Rows per multi-row INSERT: 880 values, under SQLite's oldest limit of 999 per statement."""
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert_statement(count: int) -> str:
+    """``INSERT INTO ledger (...) VALUES (?, ...), ...`` for ``count`` rows (its text cached, so SQLite's
+    statement cache finds it again)."""
+    one = "(" + ", ".join(["?"] * _INSERT_WIDTH) + ")"
+    return f"INSERT INTO ledger ({_COLUMNS}) VALUES " + ", ".join([one] * count)
+
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # version -> the statements that take a file of that version to the next one
@@ -278,29 +293,32 @@ class SQLiteLedger(QueuedRows):
         return the id of the first (the others follow it).
 
         A few statements per batch, not per row: the ids are the next ones of the table's sequence
-        (the write lock is held, so no other writer can take them), given explicitly to one
-        ``executemany``; the spend is summed per bucket first, then each bucket read and replaced once.
+        (the write lock is held, so no other writer can take them), given explicitly to a few
+        multi-row INSERTs; the spend is summed per bucket first, then each bucket read and replaced once.
         """
         (last,) = conn.execute(
             "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'ledger'), 0),"
             " COALESCE((SELECT MAX(id) FROM ledger), 0))"
         ).fetchone()
-        conn.executemany(
-            "INSERT INTO ledger (id, at, provider, model, key, input_tokens, output_tokens, cache_read_tokens,"
-            " cache_write_tokens, reasoning_tokens, cost, currency, cost_source, cost_unknown, outcome, error_kind,"
-            " elapsed_ms, attempts, requested_model, route, status, ttft_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    id_, _at_text(row.at), row.provider, row.model, row.key, row.input_tokens, row.output_tokens,
-                    row.cache_read_tokens, row.cache_write_tokens, row.reasoning_tokens,
-                    None if row.cost is None else str(row.cost), row.currency, row.cost_source, row.cost_unknown,
-                    row.outcome, row.error_kind, row.elapsed_ms, row.attempts, row.requested_model, row.route,
-                    row.status, row.ttft_ms,
-                )
-                for id_, row in enumerate(rows, last + 1)
-            ],
-        )  # fmt: skip
+        values = [
+            value
+            for id_, row in enumerate(rows, last + 1)
+            for value in (
+                id_, _at_text(row.at), row.provider, row.model, row.key, row.input_tokens, row.output_tokens,
+                row.cache_read_tokens, row.cache_write_tokens, row.reasoning_tokens,
+                None if row.cost is None else str(row.cost), row.currency, row.cost_source, row.cost_unknown,
+                row.outcome, row.error_kind, row.elapsed_ms, row.attempts, row.requested_model, row.route,
+                row.status, row.ttft_ms,
+            )
+        ]  # fmt: skip
+        # Multi-row INSERTs, ``_ROWS_PER_INSERT`` rows each: one ``sqlite3_step`` (one release and one
+        # re-take of the GIL) per statement, where ``executemany`` takes one per row, and each re-take
+        # waits on the event loop's thread holding the GIL (``bench/README.md``).
+        width = _INSERT_WIDTH
+        step = _ROWS_PER_INSERT * width
+        for start in range(0, len(values), step):
+            part = values[start : start + step]
+            conn.execute(_insert_statement(len(part) // width), part)
         spend: dict[SpendKey, Spend] = {}
         for row in rows:
             bucket = spend.setdefault(Spend.key_of(row), Spend())
