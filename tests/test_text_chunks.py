@@ -143,6 +143,27 @@ def test_framing_errors_and_truncation_decode_as_the_ordinary_decoder_does(wire:
     chunking_matches(wire, seeds=6, by_byte=True)
 
 
+def test_lines_shaped_to_pass_a_structural_check_are_refused() -> None:
+    # The run check asks that the read begin with the template's head, end with its tail, that every blank
+    # line between events sit between a tail and a head, and that the lengths add up. Each read below
+    # breaks exactly one of those, and must decode as the ordinary decoder decodes it.
+    good = chunk('"x"')
+    at = good.index('"x"')
+    head, tail = (
+        good[: at + 1],
+        good[at + 2 :],
+    )  # the head ends with the opening quote, the tail starts with the closing one
+    short = head + tail[1:]  # head and tail share the quote: shorter than head + tail
+    other_head = good.replace('"index":0', '"index":1')  # a line whose head differs
+    unclosed = head + "y"  # no tail: ends where a tail should
+    for odd in (short, other_head, unclosed):
+        lead = [chunk(f'"c{i}"') for i in range(6)]
+        for where in (0, 3, 6):
+            lines = [*lead[:where], odd, *lead[where:]]
+            chunking_matches(body(*lines, FINISH, "[DONE]"), seeds=3)
+            chunking_matches(body(*lines), seeds=3)
+
+
 def test_a_long_unfinished_event_is_handed_to_the_ordinary_reader() -> None:
     long_text = "x" * (2 * 1024 * 1024)  # longer than the held bytes (1 MiB), under the line limit
     data = body(*(chunk(f'"c{i}"') for i in range(5)), chunk(json.dumps(long_text)), chunk('"after"'), FINISH)

@@ -132,15 +132,24 @@ class OpenAIChatChunkingDecoder(OpenAIChatStreamDecoder):
         head, tail = self._head, self._tail
         cut = slice(len(head), -len(tail))  # the tail is never empty: it holds the closing quote
         # The usual read is text chunks only, one line and a blank line each: checked without a Python step
-        # per chunk, by rebuilding the read from the content bodies.
+        # per chunk and without a copy of the read. Every line is ``head + body + tail`` when the read begins
+        # with ``head`` and ends with ``tail``, every blank line between two events has ``tail`` before it
+        # and ``head`` after it (an occurrence of ``between`` has its blank line at a separator, as no line
+        # holds a LF), and the lengths add up (no line is shorter than ``head + tail``, which could let the
+        # two overlap or two occurrences share a line).
         lines = data.split(b"\n")
         bodies: tuple[bytes, ...] = ()
         count = size = 0
         if not any(lines[1::2]):
             bodies = tuple(map(_slice, lines[0:-1:2], repeat(cut)))
-            between = tail + b"\n\n" + head
-            if head + between.join(bodies) + tail + b"\n\n" == data:
-                count, size = len(bodies), len(data)
+            n = len(bodies)
+            if (
+                data.startswith(head)
+                and data.endswith(tail + b"\n\n")
+                and data.count(tail + b"\n\n" + head) == n - 1
+                and sum(map(len, bodies)) + n * (len(head) + len(tail) + 2) == len(data)
+            ):
+                count, size = n, len(data)
         if not count:
             hl, tl = len(head), len(tail)
             for event in data.split(b"\n\n"):
