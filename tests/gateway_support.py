@@ -18,6 +18,7 @@ from llmrelay.gateway._relay import Gateway, StaticKey
 from llmrelay.gateway.app import GATEWAY_KEY, app_runner_kwargs, build_app
 from llmrelay.metering import MemoryLedger, UsageLedger
 from llmrelay.testing import FakeUpstream
+from local_server import serving_app
 
 GATEWAY_KEY_SECRET = "gw-test-key-0123456789"
 """The static gateway key the tests' gateways accept (``Authorization: Bearer`` or ``x-api-key``)."""
@@ -89,14 +90,5 @@ async def serving(
     ledger = ledger if ledger is not None else MemoryLedger()
     metrics = CountingMetrics()
     app = build_app(config, auth=auth or StaticKey(GATEWAY_KEY_SECRET), ledger=ledger, metrics=metrics)
-    runner = web.AppRunner(app, **app_runner_kwargs(app))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield Running(f"http://127.0.0.1:{port}", app, ledger, metrics)
-    finally:
-        await runner.cleanup()
+    async with serving_app(app, **app_runner_kwargs(app)) as url:
+        yield Running(url, app, ledger, metrics)

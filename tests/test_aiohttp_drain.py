@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from llmrelay import _aiohttp_drain
 from llmrelay._aiohttp_drain import drain, read_any
 from llmrelay._transport import AiohttpTransport, HttpRequest, Timeouts
+from local_server import serving_app
 
 pytestmark = pytest.mark.skipif(
     not aiohttp.__version__.startswith(_aiohttp_drain._KNOWN),
@@ -239,28 +240,23 @@ async def test_a_burst_over_a_real_socket_arrives_whole() -> None:
 
     app = web.Application()
     app.router.add_post("/v1/stream", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     transport = AiohttpTransport(trust_env=False)
-    try:
-        request = HttpRequest("POST", f"http://127.0.0.1:{port}/v1/stream", {"content-type": "application/json"}, b"{}")
-        response = await transport.send(request, Timeouts())
-        got = bytearray()
-        reads = 0
-        while chunk := await response.read_chunk():
-            got += chunk
-            reads += 1
-            if reads % 7 == 0:
-                await asyncio.sleep(0.001)  # let the buffer fill past its marks between reads
-        await response.aclose()
-        assert bytes(got) == b"".join(events)
-        assert reads < len(events)  # reads found many events buffered: the joined path ran
-    finally:
-        await transport.aclose()
-        await runner.cleanup()
+    async with serving_app(app) as url:
+        try:
+            request = HttpRequest("POST", f"{url}/v1/stream", {"content-type": "application/json"}, b"{}")
+            response = await transport.send(request, Timeouts())
+            got = bytearray()
+            reads = 0
+            while chunk := await response.read_chunk():
+                got += chunk
+                reads += 1
+                if reads % 7 == 0:
+                    await asyncio.sleep(0.001)  # let the buffer fill past its marks between reads
+            await response.aclose()
+            assert bytes(got) == b"".join(events)
+            assert reads < len(events)  # reads found many events buffered: the joined path ran
+        finally:
+            await transport.aclose()
 
 
 async def test_read_any_waits_then_reads_everything_buffered() -> None:

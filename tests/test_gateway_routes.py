@@ -24,6 +24,7 @@ from llmrelay.gateway._server import check_binding
 from llmrelay.testing import FakeUpstream, Reply
 from llmrelay.testing.anthropic_kit import KIT as AN
 from llmrelay.testing.openai_kit import KIT as OA
+from local_server import serving_app
 from test_gateway_sdk import start_serve
 
 AUTH = {"authorization": f"Bearer {GATEWAY_KEY_SECRET}"}
@@ -156,19 +157,11 @@ async def test_a_bug_in_a_route_is_a_logged_500_in_the_routes_dialect(caplog: py
     app.router.add_post("/oa/bug", guard(OpenAIChatServer(), buggy))
     app.router.add_post("/oa/unknown", guard(OpenAIChatServer(), unknown))
     app.router.add_post("/an/refused", guard(AnthropicServer(), refused))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    try:
+    async with serving_app(app) as url:
         with caplog.at_level("ERROR", logger="llmrelay.gateway"):
             an_bug, oa_bug, oa_unknown, an_refused = [
                 await post(f"{url}{path}", {}) for path in ("/an/bug", "/oa/bug", "/oa/unknown", "/an/refused")
             ]
-    finally:
-        await runner.cleanup()
     generic = "internal gateway error (the gateway's log has the details)"
     assert an_bug[:2] == (500, {"type": "error", "error": {"type": "api_error", "message": generic}})
     assert (
@@ -208,7 +201,6 @@ async def test_a_provider_without_a_key_is_a_503_the_gateways_fault(upstream: Fa
 async def test_a_priced_request_is_counted_in_the_cost_metric(upstream: FakeUpstream) -> None:
     """The request record carries the cost its ledger row was priced at, so ``/metrics`` counts it (and a
     request is not counted as of unknown cost)."""
-    from aiohttp import web
 
     from gateway_support import load
     from llmrelay.gateway._relay import StaticKey
@@ -221,13 +213,7 @@ async def test_a_priced_request_is_counted_in_the_cost_metric(upstream: FakeUpst
     config = load(upstream_config(upstream, extra='[prices.oa]\ninput_per_mtok = "1"\noutput_per_mtok = "2"\n'))
     ledger = MemoryLedger()
     app = build_app(config, auth=StaticKey(GATEWAY_KEY_SECRET), ledger=ledger, metrics=PrometheusMetrics())
-    runner = web.AppRunner(app, **app_runner_kwargs(app))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    try:
+    async with serving_app(app, **app_runner_kwargs(app)) as url:
         plain, _, _ = await post(f"{url}/v1/chat/completions", {"model": "oa/gpt-4o-mini", "messages": HI})
         streamed, _, _ = await post(
             f"{url}/v1/chat/completions", {"model": "oa/gpt-4o-mini", "messages": HI, "stream": True}
@@ -235,8 +221,6 @@ async def test_a_priced_request_is_counted_in_the_cost_metric(upstream: FakeUpst
         async with aiohttp.ClientSession() as s, s.get(f"{url}/metrics") as r:
             text = await r.text()
         rows = await ledger.rows()
-    finally:
-        await runner.cleanup()
     assert plain == streamed == 200
     samples = {
         line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line.startswith("llmrelay_cost")

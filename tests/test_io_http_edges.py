@@ -15,6 +15,7 @@ from llmrelay import ChatRequest, InvalidRequestError, Message, OpenAIProvider, 
 from llmrelay.testing import FakeUpstream, Reply
 from llmrelay.testing.openai_kit import KIT
 from llmrelay.wire.http_errors import MAX_RETRY_AFTER, clamp_retry_after, parse_retry_after
+from local_server import serving_app
 
 REQ = ChatRequest(messages=[Message.user("hi")])
 KEY = "sk-edges-0123456789abcdef"
@@ -146,16 +147,8 @@ async def test_a_stream_whose_body_ended_gives_its_connection_back_to_the_pool()
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with OpenAIProvider("m", base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY) as p:
-            for _ in range(3):
-                async with p.chat_stream(REQ) as stream:
-                    assert (await stream.until_done()).text == "hi"
-    finally:
-        await runner.cleanup()
+    async with serving_app(app) as url, OpenAIProvider("m", base_url=f"{url}/v1", api_key=KEY) as p:
+        for _ in range(3):
+            async with p.chat_stream(REQ) as stream:
+                assert (await stream.until_done()).text == "hi"
     assert len(peers) == 3 and len(set(map(str, peers))) == 1, peers

@@ -8,6 +8,7 @@ from aiohttp import web
 from llmrelay import ChatRequest, Message, OpenAIProvider
 from llmrelay._transport import AiohttpTransport
 from llmrelay.testing import FakeUpstream, Reply
+from local_server import serving_app
 
 
 async def test_env_proxy_is_used_and_no_proxy_honoured(monkeypatch: pytest.MonkeyPatch, upstream: FakeUpstream) -> None:
@@ -26,13 +27,8 @@ async def test_env_proxy_is_used_and_no_proxy_honoured(monkeypatch: pytest.Monke
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", proxy_handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    async with serving_app(app) as url:
+        monkeypatch.setenv("HTTP_PROXY", url)
         monkeypatch.setenv("NO_PROXY", "")
         async with OpenAIProvider("m", base_url="http://llm.internal.test/v1", api_key="sk-x-1234567890") as p:
             reply = await p.chat(ChatRequest(messages=[Message.user("hi")]))
@@ -44,8 +40,6 @@ async def test_env_proxy_is_used_and_no_proxy_honoured(monkeypatch: pytest.Monke
         async with OpenAIProvider("m", base_url=upstream.url("/v1"), api_key="sk-x-1234567890") as p:
             assert (await p.chat(ChatRequest(messages=[Message.user("hi")]))).text == "direct"
         assert len(seen) == 1
-    finally:
-        await runner.cleanup()
 
 
 def test_trust_env_false_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

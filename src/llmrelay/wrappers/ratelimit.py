@@ -135,7 +135,6 @@ class RateLimited(Provider):
         self.max_wait = max_wait
         self.default_output_tokens = default_output_tokens
         self._limits = (requests_per_minute, tokens_per_minute, max_concurrency)
-        self._tpm = tokens_per_minute
         self._window = window
         self._lease_ttl = lease_ttl
         self._sleep = sleep
@@ -169,9 +168,9 @@ class RateLimited(Provider):
         return specs
 
     def _cost(self, request: ChatRequest) -> Mapping[str, float]:
-        if self._tpm is None:  # no tokens bucket: the estimate would be thrown away
+        if self._limits[1] is None:  # no tokens bucket: the estimate would be thrown away
             return _ONE_REQUEST
-        return {"requests": 1.0, "tokens": float(estimate_tokens(request, self.default_output_tokens))}
+        return {"requests": 1.0, "tokens": estimate_tokens(request, self.default_output_tokens)}
 
     async def acquire(self, request: ChatRequest) -> Grant:
         """Wait (or fail) until the budget allows one call of ``request``; the grant to settle after."""
@@ -207,7 +206,7 @@ class RateLimited(Provider):
             buckets = self._buckets_for(request)
         cost = (
             _ONE_REQUEST
-            if self._tpm is None
+            if self._limits[1] is None
             else {"requests": 1.0, "tokens": estimate_tokens(request, self.default_output_tokens)}
         )
         backend = self.backend
