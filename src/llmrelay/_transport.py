@@ -12,6 +12,10 @@ Timeouts are four separate knobs (``Timeouts``):
   (see ``Timeouts.idle``) -> ``IdleTimeout``;
 - ``total``: the whole call, body included -> ``TotalTimeout``.
 
+The wait for the response headers (``first_byte``, or ``total`` when shorter) is guarded by a deadline of
+the loop's queue for that length (``llmrelay._deadlines``): one loop timer for all requests in flight,
+where ``asyncio.timeout`` would put a timer per request on the loop's heap.
+
 The idle/total deadlines are enforced by one watchdog timer per response that only cancels the task while
 it is blocked on a read, so per-chunk cost is a clock read, and time the caller spends between chunks
 (processing events) never counts as upstream idleness.
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._aiohttp_drain import drain, read_any
+from ._deadlines import Deadline, Deadlines, expired
 from ._errors import (
     ConnectTimeout,
     FirstByteTimeout,
@@ -189,25 +194,38 @@ class AiohttpTransport(Transport):
             client_timeout = self._client_timeouts[timeouts.connect] = aiohttp.ClientTimeout(
                 total=None, sock_connect=timeouts.connect
             )
+        # The wait for the response headers is guarded by a deadline of the session's queue for its length
+        # (``_deadlines``: no timer per request); none at all without a limit.
+        deadline: Deadline | None = None
+        queue: Deadlines | None = None
+        if wait is not None and (task := asyncio.current_task()) is not None:
+            queue = entry.deadlines.get(wait)
+            if queue is None:
+                queue = entry.deadlines[wait] = Deadlines(loop, wait)
+            deadline = queue.arm(task)
         try:
-            async with asyncio.timeout(wait):
-                resp = await session.request(
-                    request.method,
-                    request.url,
-                    headers=request.headers,
-                    data=request.body,
-                    timeout=client_timeout,
-                    allow_redirects=False,
-                    proxy=self._proxy_for(request.url) if self._proxies else None,
-                )
-        except aiohttp.ConnectionTimeoutError:
-            raise ConnectTimeout(f"connecting took longer than {timeouts.connect}s (Timeouts.connect)") from None
-        except TimeoutError:
+            resp = await session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=request.body,
+                timeout=client_timeout,
+                allow_redirects=False,
+                proxy=self._proxy_for(request.url) if self._proxies else None,
+            )
+        except asyncio.CancelledError:
+            if deadline is None or not expired(deadline):
+                raise
             if timeouts.total is not None and wait == timeouts.total and timeouts.total != timeouts.first_byte:
                 raise TotalTimeout(f"no response within the total timeout of {timeouts.total}s") from None
             raise FirstByteTimeout(f"no response headers within {timeouts.first_byte}s (Timeouts.first_byte)") from None
+        except aiohttp.ConnectionTimeoutError:
+            raise ConnectTimeout(f"connecting took longer than {timeouts.connect}s (Timeouts.connect)") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise _network_error(exc, request.url) from None
+        finally:
+            if queue is not None and deadline is not None:
+                queue.disarm(deadline)  # an answer in the deadline's own turn stands (its cancel taken back)
         return _AiohttpResponse(resp, loop, timeouts.idle, total_deadline, timeouts.total)
 
     def _proxy_for(self, url: str) -> str | None:
@@ -266,10 +284,12 @@ async def _close_at_shutdown(session: aiohttp.ClientSession) -> AsyncGenerator[N
 class _LoopSession:
     """The aiohttp session of one event loop, and the async generator that closes it with the loop."""
 
-    __slots__ = ("_guard", "session")
+    __slots__ = ("_guard", "deadlines", "session")
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
+        self.deadlines: dict[float, Deadlines] = {}
+        """The loop's deadline queues, by length (``Timeouts.first_byte`` / ``total``)."""
         self._guard = _close_at_shutdown(session)
         # Run the guard to its ``yield``, synchronously: the running loop records it (asyncgen first-iter
         # hook), so the loop's ``shutdown_asyncgens()`` will close it, and so the session.
