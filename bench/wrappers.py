@@ -3,6 +3,7 @@ and what the Redis rate limiter adds to each call.
 
     .venv/bin/python bench/wrappers.py            # full run (about 3 minutes); writes bench/results/wrappers.*
     .venv/bin/python bench/wrappers.py --quick    # smaller scenarios, one minute; writes nothing
+    .venv/bin/python bench/wrappers.py --layers   # also the c=64 overhead by layer (about 2 more minutes)
 
 ``p`` is ``OpenAIProvider`` as shipped, against the fake upstream of ``bench/upstream.py`` (its own
 process). Scenarios:
@@ -10,6 +11,10 @@ process). Scenarios:
 - ``json_c64``: non-streaming requests, 64 in flight, in turns of 512 requests: ``wrapped`` against
   ``llmrelay`` (bare), target wall <= 1.05x;
 - ``stream1``: one stream of 20,000 chunks per turn: the same two, target wall <= 1.05x;
+- ``json_c64_layers`` (``--layers``; reported, no target): the same, for ``Fallback([Retrying(p)])``
+  (``fallback-retrying``), ``RateLimited(p)`` with a backend that grants at once and keeps no books
+  (``limited-nop``: the layer by itself) and with the memory backend (``limited-memory``), each paired
+  with bare turns of its own;
 - ``redis_c1``: 1,000 non-streaming requests one at a time: ``RateLimited(p)`` with the memory backend
   (``limited-memory``) and with ``llmrelay.limits.RedisBackend`` against a real ``redis-server`` this
   script starts on 127.0.0.1 on a free port (``limited-redis``), against bare; reported as the latency
@@ -45,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,12 +82,30 @@ class Scenario:
     """Client and bare in one process, taking turns (``paired_turns``); else a process each."""
 
 
-def scenarios(quick: bool) -> list[Scenario]:
+LAYERS = ("fallback-retrying", "limited-nop", "limited-memory")
+"""``--layers``: the c=64 overhead taken apart, each paired with bare like ``wrapped``."""
+
+
+def scenarios(quick: bool, layers: bool = False) -> list[Scenario]:
     n_json, n_chunks, n_redis = (256, 5_000, 300) if quick else (512, 20_000, 1_000)
+    by_layer = [
+        Scenario(
+            "json_c64_layers",
+            f"{n_json:,} requests per turn, c=64, by layer",
+            "json",
+            n_json,
+            64,
+            50,
+            LAYERS,
+            None,
+            paired=True,
+        )
+    ]
     return [
         Scenario(
             "json_c64", f"{n_json:,} requests per turn, c=64", "json", n_json, 64, 50, ("wrapped",), 1.05, paired=True
         ),
+        *(by_layer if layers else []),
         Scenario(
             "stream1", f"1 stream x {n_chunks:,} chunks", "stream", 1, 1, n_chunks, ("wrapped",), 1.05, paired=True
         ),
@@ -106,13 +130,30 @@ def _register_clients(redis_url: str | None) -> None:
     """Add the wrapped clients to ``bench/clients.py``'s table, for a child process."""
     import clients
     from llmrelay import Fallback, RateLimited, Retrying
-    from llmrelay.limits import LimitBackend
+    from llmrelay.limits import BucketSpec, Grant, LimitBackend
 
     async def no_wait(seconds: float) -> None:
         raise RuntimeError(
             f"a wrapper wanted to wait {seconds:.3f}s (a throttled or retried call): the benchmark measures "
             "overhead only; raise the limits or look at the upstream"
         )
+
+    class NopBackend(LimitBackend):
+        """Grants every call at once and settles nothing (``limited-nop``)."""
+
+        grant = Grant((), ())
+
+        async def acquire(self, buckets: Sequence[BucketSpec], cost: Mapping[str, float]) -> Grant | float:
+            return self.grant
+
+        def acquire_nowait(self, buckets: Sequence[BucketSpec], cost: Mapping[str, float]) -> Grant:
+            return self.grant
+
+        def settle_nowait(self, grant: Grant, actual: Mapping[str, float] | None) -> bool:
+            return True
+
+        async def _give_back(self, grant: Grant, refunds: Sequence[float]) -> None:
+            return None
 
     def limited(provider: Any, backend: LimitBackend | None = None) -> RateLimited:
         return RateLimited(
@@ -132,6 +173,25 @@ def _register_clients(redis_url: str | None) -> None:
         async def open(self) -> None:
             await super().open()
             self.provider = Fallback([Retrying(limited(self.provider), sleep=no_wait)])
+
+    class FallbackRetrying(clients.LlmRelay):
+        """``Fallback([Retrying(p)])``: ``wrapped`` without its ``RateLimited``."""
+
+        name = "fallback-retrying"
+
+        async def open(self) -> None:
+            await super().open()
+            self.provider = Fallback([Retrying(self.provider, sleep=no_wait)])
+
+    class LimitedNop(clients.LlmRelay):
+        """``RateLimited(p)`` with every bucket on and a backend that grants at once and keeps no books:
+        what the layer costs by itself (its estimate, its frame, its calls into the backend)."""
+
+        name = "limited-nop"
+
+        async def open(self) -> None:
+            await super().open()
+            self.provider = limited(self.provider, NopBackend())
 
     class LimitedMemory(clients.LlmRelay):
         """``RateLimited(p)`` with the in-process backend."""
@@ -160,7 +220,7 @@ def _register_clients(redis_url: str | None) -> None:
             await super().close()
             await self.backend.aclose()
 
-    for cls in (Wrapped, LimitedMemory, LimitedRedis):
+    for cls in (Wrapped, FallbackRetrying, LimitedNop, LimitedMemory, LimitedRedis):
         clients.CLIENTS[cls.name] = cls
 
 
@@ -384,7 +444,7 @@ def run_paired(
     Each pair of turns is one sample of ``paired``: ``by_round`` is keyed by round * 1000 + turn."""
     for rnd in range(rounds):
         for client in sc.clients:
-            cell, base = cells.setdefault(client, Cell()), cells.setdefault(BASE, Cell())
+            cell, base = cells.setdefault(client, Cell()), cells.setdefault(_base_key(sc, client), Cell())
             if time.monotonic() > deadline:
                 cell.error = cell.error or "skipped: run time limit"
                 continue
@@ -410,6 +470,12 @@ def run_paired(
             )
 
 
+def _base_key(sc: Scenario, client: str) -> str:
+    """The cell of the bare turns paired with ``client``'s: one per client when a paired scenario has
+    several (each client's process has bare turns of its own)."""
+    return BASE if not sc.paired or len(sc.clients) == 1 else f"{BASE} (with {client})"
+
+
 def _spread(values: list[float], fmt: str) -> str:
     if not values:
         return "-"
@@ -422,8 +488,8 @@ def build_rows(results: dict[str, dict[str, Cell]], scs: list[Scenario]) -> list
         cells = results.get(sc.key)
         if not cells:
             continue
-        base = cells.get(BASE)
         for client in sc.clients:
+            base = cells.get(_base_key(sc, client))
             cell = cells.get(client)
             row: dict[str, Any] = {"scenario": sc.title, "key": sc.key, "client": client}
             if cell is None or base is None or not cell.valid or not base.valid:
@@ -511,6 +577,11 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=None, help="fresh processes per client (default 6; quick 2)")
     parser.add_argument("--only", default="", help="comma-separated scenario keys (json_c64,stream1,redis_c1)")
+    parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="also take the c=64 overhead apart: " + ", ".join(LAYERS) + ", each paired with bare (reported only)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin the upstream/redis and the clients to CPUs")
     parser.add_argument(
         "--out", default=None, help="directory for wrappers.json / wrappers.md (default bench/results; full runs only)"
@@ -520,7 +591,7 @@ def main() -> int:
     quick = args.quick
     rounds = max(1, min(args.rounds if args.rounds is not None else (2 if quick else 6), 10))
     only = [k for k in args.only.split(",") if k]
-    scs = [s for s in scenarios(quick) if not only or s.key in only]
+    scs = [s for s in scenarios(quick, args.layers) if not only or s.key in only]
     min_time = 0.5 if quick else 1.5
     turns = 8 if quick else 24
     """Turns each of a paired scenario's two clients takes per process."""
@@ -633,7 +704,9 @@ def main() -> int:
             f"# llmrelay wrapper overhead ({env['mode']} run, {started})",
             "",
             "`wrapped` is `Fallback([Retrying(RateLimited(p))])` (requests, tokens and concurrency buckets on, "
-            "limits never reached); `limited-*` is `RateLimited(p)` with the memory or the Redis backend; "
+            "limits never reached); `limited-*` is `RateLimited(p)` with the memory or the Redis backend, "
+            "`limited-nop` with a backend that grants at once and keeps no books (the layer by itself), "
+            "`fallback-retrying` is `Fallback([Retrying(p)])` (the by-layer rows come with `--layers`); "
             "`bare` is `p`, an `OpenAIProvider`. c=64 and the stream: client and bare in one process per round, "
             "taking turns; the ratio is the median over all pairs of turns, `rounds low..high` the spread of the "
             "rounds' medians. Redis: a process per client and round; ratios are the median over rounds of "
