@@ -2,6 +2,9 @@
 
     python bench/clients.py --client floor --port 8000 --kind stream --count 1 --concurrency 1 --tokens 20000
 
+With ``--paired-with OTHER`` the process runs both clients, taking turns (``paired_turns``), and the wall
+and CPU seconds are per client.
+
 Prints one JSON object on stdout: the wall and CPU seconds of each timed repeat, the process's peak RSS,
 and a correctness check of every reply (text length and CRC-32, number of text deltas, reported usage)
 against what the fake upstream sent, so a fast-but-wrong client cannot win.
@@ -477,6 +480,50 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def paired_turns(names: tuple[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    """Two clients in one process, on one upstream, taking turns: ``args.repeats`` turns each, in the
+    order ABBA (so neither always goes first), every reply checked. Measuring both in one process removes
+    what differs between two processes (heap layout, hash seed, where the allocator put things), which on
+    the reference machine moved one client's medians by 10-30% from process to process; the parent still
+    runs several processes (rounds) and reports their spread."""
+    base = f"http://127.0.0.1:{args.port}/v1"
+    objs = {n: CLIENTS[n](base) for n in names}
+    stream = args.kind == "stream"
+    walls: dict[str, list[float]] = {n: [] for n in names}
+    cpus: dict[str, list[float]] = {n: [] for n in names}
+    problems: list[str] = []
+    for c in objs.values():
+        await c.open()
+    try:
+        for c in objs.values():  # warm-up: fill each pool, run each code path
+            warm = (lambda c=c: c.stream(min(args.tokens, 16))) if stream else (lambda c=c: c.complete(16))
+            for _ in range(max(0, args.warmup_rounds)):
+                await drive(warm, max(args.concurrency, 8), args.concurrency)
+        for turn in range(args.repeats):
+            for name in names if turn % 2 == 0 else names[::-1]:
+                c = objs[name]
+                op = (lambda c=c: c.stream(args.tokens)) if stream else (lambda c=c: c.complete(args.tokens))
+                gc.collect()
+                c0, t0 = time.process_time(), time.perf_counter()
+                results = await drive(op, args.count, args.concurrency)
+                walls[name].append(time.perf_counter() - t0)
+                cpus[name].append(time.process_time() - c0)
+                check = _check(results, args.count, args.tokens, stream)
+                problems += [f"{name}: {p}" for p in check["problems"]]
+                del results
+    finally:
+        for c in objs.values():
+            await c.close()
+    return {
+        "paired": True,
+        "wall_s": walls,
+        "cpu_s": cpus,
+        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "ok": not problems,
+        "problems": problems[:5],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--client", choices=sorted(CLIENTS), required=True)
@@ -493,6 +540,12 @@ def main() -> None:
         "--min-time", type=float, default=0.0, help="keep repeating (up to --max-repeats) until this many timed seconds"
     )
     parser.add_argument("--max-repeats", type=int, default=15)
+    parser.add_argument(
+        "--paired-with",
+        metavar="CLIENT",
+        default=None,
+        help="run CLIENT in this process too, the two taking --repeats turns each (paired_turns)",
+    )
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU (Linux)")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the whole run to FILE")
     parser.add_argument("--pyinstrument", metavar="FILE", help="write a pyinstrument text profile to FILE")
@@ -500,7 +553,11 @@ def main() -> None:
     LlmRelayPatched.patches = tuple(p for p in args.patches.split(",") if p)
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
-    if args.pyinstrument:
+    if args.paired_with is not None:
+        if args.paired_with not in CLIENTS:
+            parser.error(f"unknown client {args.paired_with!r} for --paired-with")
+        out = asyncio.run(paired_turns((args.client, args.paired_with), args))
+    elif args.pyinstrument:
         from pyinstrument import Profiler
 
         profiler = Profiler(interval=0.0002, async_mode="disabled")

@@ -6,7 +6,11 @@
 A fake OpenAI-compatible upstream (``bench/upstream.py``) runs in its own process on 127.0.0.1; every
 client runs in a fresh process per scenario (``bench/clients.py``), so its CPU time, warm-up and peak RSS
 are its own. Each timing is repeated and the median is reported; every reply is checked against what the
-upstream sent. Results: a table on stdout, ``bench/results/latest.json`` and ``bench/results/latest.md``.
+upstream sent. The non-streaming scenarios are **paired**: each round is one process in which the floor and
+llmrelay take turns (12 each, ABBA), and the ratio is the median over all pairs of turns; two processes
+running the same client here differed by 10-30%, more than the differences measured. The streaming
+scenarios (where peak RSS is a target) keep a process per client. Results: a table on stdout,
+``bench/results/latest.json`` and ``bench/results/latest.md``.
 See ``bench/README.md``.
 """
 
@@ -45,20 +49,23 @@ class Scenario:
     tokens: int
     target: float  # llmrelay/floor wall-time ratio
     rss_target_mb: float | None = None
+    paired: bool = False
+    """Floor and llmrelay in one process per round, taking turns (``clients.paired_turns``); the other
+    clients in processes of their own."""
 
 
 def scenarios(quick: bool) -> list[Scenario]:
     if quick:
         return [
             Scenario("stream1", "1 stream x 5,000 chunks", "stream", 1, 1, 5_000, 1.6),
-            Scenario("json_c1", "500 requests, c=1", "json", 500, 1, 50, 1.4),
-            Scenario("json_c64", "500 requests, c=64", "json", 500, 64, 50, 1.4),
+            Scenario("json_c1", "500 requests, c=1", "json", 500, 1, 50, 1.4, paired=True),
+            Scenario("json_c64", "500 requests, c=64", "json", 500, 64, 50, 1.4, paired=True),
             Scenario("fanout", "100 concurrent streams x 200 chunks", "stream", 100, 100, 200, 1.5, 100.0),
         ]
     return [
         Scenario("stream1", "1 stream x 20,000 chunks", "stream", 1, 1, 20_000, 1.6),
-        Scenario("json_c1", "2,000 requests, c=1", "json", 2_000, 1, 50, 1.4),
-        Scenario("json_c64", "2,000 requests, c=64", "json", 2_000, 64, 50, 1.4),
+        Scenario("json_c1", "2,000 requests, c=1", "json", 2_000, 1, 50, 1.4, paired=True),
+        Scenario("json_c64", "2,000 requests, c=64", "json", 2_000, 64, 50, 1.4, paired=True),
         Scenario("fanout", "500 concurrent streams x 200 chunks", "stream", 500, 500, 200, 1.5, 100.0),
     ]
 
@@ -73,6 +80,8 @@ class Cell:
     error: str | None = None
     by_round: dict[int, float] = field(default_factory=dict)
     """Round -> median wall time of that round's process (for ratios paired by round)."""
+    by_turn: dict[int, float] = field(default_factory=dict)
+    """Paired scenarios: round * 1000 + turn -> that turn's wall time (for ratios paired by turn)."""
 
     @property
     def median(self) -> float | None:
@@ -101,18 +110,25 @@ class Cell:
             "problems": self.problems,
             "error": self.error,
             "median_wall_by_round": self.by_round,
+            "wall_by_turn": self.by_turn,
         }
 
 
 def paired_ratio(cell: Cell | None, floor: Cell | None) -> float | None:
-    """Median over rounds of (client's median / the floor's median in the same round).
+    """Median over turns of (client's turn / the floor's turn next to it), in a paired scenario; else the
+    median over rounds of (client's median / the floor's median in the same round).
 
-    Each round runs the floor and llmrelay back to back in fresh processes, so pairing by round cancels
-    most of the drift in background load on a shared machine. Clients that ran in fewer rounds are paired
-    with the floor of the rounds they ran in.
+    A paired scenario runs the floor and llmrelay in one process per round, taking turns, which cancels
+    what differs between processes (10-30% here from one process to the next) and the drift in background
+    load. Otherwise each round runs them back to back in fresh processes, so pairing by round cancels most
+    of the drift. Clients that ran in fewer rounds are paired with the floor of the rounds they ran in.
     """
     if cell is None or floor is None or not cell.valid or not floor.valid:
         return None
+    if cell.by_turn and floor.by_turn:
+        turns = [t / floor.by_turn[k] for k, t in cell.by_turn.items() if floor.by_turn.get(k, 0) > 0]
+        if turns:
+            return statistics.median(turns)
     ratios = [m / floor.by_round[r] for r, m in cell.by_round.items() if r in floor.by_round and floor.by_round[r] > 0]
     if not ratios:
         return cell.median / floor.median  # type: ignore[operator]
@@ -168,11 +184,13 @@ def run_client(
     min_time: float,
     timeout: float,
     cpu: int | None,
+    paired_with: str | None = None,
 ) -> dict[str, Any]:
     cmd = [
         sys.executable,
         str(HERE / "clients.py"),
         "--client", client,
+        *(["--paired-with", paired_with] if paired_with else []),
         "--port", str(port),
         "--kind", sc.kind,
         "--count", str(sc.count),
@@ -192,6 +210,57 @@ def run_client(
         lines = (proc.stderr or proc.stdout).strip().splitlines() or ["(no output)"]
         return {"error": f"exit {proc.returncode}: {lines[-1][:240]}"}
     return json.loads(lines[-1])
+
+
+def run_paired_round(
+    sc: Scenario,
+    cells: dict[str, Cell],
+    rnd: int,
+    port: int,
+    turns: int,
+    timeout: float,
+    cpu: int | None,
+    deadline: float,
+) -> None:
+    """One round of a paired scenario: one process running llmrelay and the floor, ``turns`` each in turn."""
+    floor, ours = cells.setdefault("floor", Cell()), cells.setdefault("llmrelay", Cell())
+    if time.monotonic() > deadline:
+        for cell in (floor, ours):
+            cell.error = cell.error or "skipped: run time limit"
+        return
+    out = run_client(
+        "llmrelay",
+        sc,
+        port,
+        repeats=turns,
+        time_budget=1e9,
+        min_time=0.0,
+        timeout=timeout,
+        cpu=cpu,
+        paired_with="floor",
+    )
+    if out.get("error"):
+        for cell in (floor, ours):
+            cell.error = out["error"]
+        print(f"  {sc.key:9s} r{rnd} floor+llmrelay {out['error']}", flush=True)
+        return
+    for name, cell in (("floor", floor), ("llmrelay", ours)):
+        walls = out["wall_s"][name]
+        cell.wall += walls
+        cell.cpu += out["cpu_s"][name]
+        cell.maxrss_kb.append(out["maxrss_kb"])
+        cell.by_round[rnd] = statistics.median(walls)
+        for turn, wall in enumerate(walls):
+            cell.by_turn[rnd * 1000 + turn] = wall
+        cell.ok = cell.ok and out["ok"]
+        cell.problems += out["problems"]
+    pairs = [a / b for a, b in zip(out["wall_s"]["llmrelay"], out["wall_s"]["floor"], strict=True)]
+    print(
+        f"  {sc.key:9s} r{rnd} llmrelay vs floor, one process: {len(pairs)} turns each, ratio median "
+        f"{statistics.median(pairs):.3f} ({min(pairs):.3f} .. {max(pairs):.3f})  "
+        f"{'ok' if out['ok'] else 'WRONG: ' + '; '.join(out['problems'][:2])}",
+        flush=True,
+    )
 
 
 def time_imports(runs: int) -> dict[str, list[float]]:
@@ -453,6 +522,8 @@ def main() -> int:
     budget = 5.0 if quick else 20.0
     # Floor and llmrelay keep repeating until this much timed work (more samples against machine noise).
     min_time = 0.5 if quick else 1.0
+    # Paired scenarios: turns each of floor and llmrelay take per round (process).
+    turns = 4 if quick else 12
     child_timeout = 90.0 if quick else 240.0
     run_deadline = time.monotonic() + (105.0 if quick else 540.0) + (150.0 if extra and not quick else 0.0)
 
@@ -477,6 +548,10 @@ def main() -> int:
                 order += [(rnd, c) for c in ("floor", "llmrelay", *(extra if rnd < 2 else []))]
                 if rnd == 0:
                     order += [(rnd, c) for c in clients if c not in ("floor", "llmrelay")]
+            if sc.paired:
+                for rnd in range(rounds):
+                    run_paired_round(sc, cells, rnd, upstream.port, turns, child_timeout, client_cpu, run_deadline)
+                order = [(rnd, c) for rnd, c in order if c not in ("floor", "llmrelay")]
             for rnd, client in order:
                 if time.monotonic() > run_deadline:
                     cells.setdefault(client, Cell(error="skipped: run time limit"))
@@ -559,6 +634,11 @@ def main() -> int:
         f"# llmrelay benchmark ({env['mode']} run, {started})",
         "",
         md_table(rows),
+        "",
+        "The c=1 and c=64 rows are paired: per round one process in which the floor and llmrelay take turns; "
+        "the ratio is the median over all pairs of turns (the per-client rows below: medians of those turns, "
+        "and the peak RSS of the shared process). The other rows: a process per client and round, the ratio "
+        "the median over rounds of llmrelay / floor.",
         "",
         *(
             [

@@ -235,66 +235,8 @@ def child_main(argv: list[str]) -> None:
     _register_clients(ours.redis_url)
     import clients
 
-    if ours.paired:
-        import asyncio
-
-        paired_parser = argparse.ArgumentParser()
-        for flag in ("--client", "--kind"):
-            paired_parser.add_argument(flag, required=True)
-        for flag in ("--port", "--count", "--concurrency", "--tokens", "--repeats"):
-            paired_parser.add_argument(flag, type=int, required=True)
-        paired_parser.add_argument("--cpu", type=int, default=None)
-        args, _ = paired_parser.parse_known_args(rest)
-        if args.cpu is not None and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {args.cpu})
-        json.dump(asyncio.run(paired_turns(args)), sys.stdout)
-        sys.stdout.write("\n")
-        return
-    sys.argv = [str(HERE / "clients.py"), *rest]
+    sys.argv = [str(HERE / "clients.py"), *rest, *(["--paired-with", BASE] if ours.paired else [])]
     clients.main()
-
-
-async def paired_turns(args: argparse.Namespace) -> dict[str, Any]:
-    """The client and the bare baseline in one process, on one upstream, taking turns: ``repeats`` turns
-    each, in the order ABBA (so neither always goes first), every reply checked. Measuring both in the
-    same process removes what differs between two processes (heap layout, hash seed, where the
-    allocator put things), which on this machine moved one client's medians by 10-20% from process to
-    process; the parent still runs several processes (rounds) and reports their spread."""
-    import gc
-    import time as _time
-
-    import clients
-
-    base = f"http://127.0.0.1:{args.port}/v1"
-    names = (args.client, BASE)
-    objs = {n: clients.CLIENTS[n](base) for n in names}
-    stream = args.kind == "stream"
-    walls: dict[str, list[float]] = {n: [] for n in names}
-    cpus: dict[str, list[float]] = {n: [] for n in names}
-    problems: list[str] = []
-    for c in objs.values():
-        await c.open()
-    try:
-        for c in objs.values():  # warm-up: fill each pool, run each code path
-            warm = (lambda c=c: c.stream(min(args.tokens, 16))) if stream else (lambda c=c: c.complete(16))
-            for _ in range(2):
-                await clients.drive(warm, max(args.concurrency, 8), args.concurrency)
-        for turn in range(args.repeats):
-            for name in names if turn % 2 == 0 else names[::-1]:
-                c = objs[name]
-                op = (lambda c=c: c.stream(args.tokens)) if stream else (lambda c=c: c.complete(args.tokens))
-                gc.collect()
-                c0, t0 = _time.process_time(), _time.perf_counter()
-                results = await clients.drive(op, args.count, args.concurrency)
-                walls[name].append(_time.perf_counter() - t0)
-                cpus[name].append(_time.process_time() - c0)
-                check = clients._check(results, args.count, args.tokens, stream)
-                problems += [f"{name}: {p}" for p in check["problems"]]
-                del results
-    finally:
-        for c in objs.values():
-            await c.close()
-    return {"paired": True, "wall_s": walls, "cpu_s": cpus, "ok": not problems, "problems": problems[:5]}
 
 
 # --- the parent ----------------------------------------------------------------------------------------
