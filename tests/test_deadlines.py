@@ -14,7 +14,7 @@ from tests.local_server import serving_app
 from llmrelay import ChatRequest, Message, OpenAIProvider
 from llmrelay._deadlines import _COMPACT_AT, Deadlines, expired
 from llmrelay._errors import FirstByteTimeout
-from llmrelay._transport import AiohttpTransport, HttpRequest, Timeouts
+from llmrelay._transport import _MAX_DEADLINE_QUEUES, AiohttpTransport, HttpRequest, Timeouts
 
 
 async def _guarded(queue: Deadlines, work: asyncio.Future[None] | float) -> str:
@@ -216,3 +216,34 @@ async def test_cancelling_a_request_waiting_for_headers_is_a_cancellation_not_a_
             with pytest.raises(asyncio.CancelledError):
                 await task
             release.set()
+
+
+async def test_a_queue_for_one_wait_leaves_no_timer_behind() -> None:
+    """An unshared queue (the transport's, past its bound of lengths) cancels its timer when it empties,
+    so a caller passing a new length per call does not fill the loop with timers."""
+    loop = asyncio.get_running_loop()
+    queue = Deadlines(loop, 30.0, shared=False)
+    assert await _guarded(queue, 0.0) == "done"
+    assert queue._handle is None
+    kept = Deadlines(loop, 30.0)
+    assert await _guarded(kept, 0.0) == "done"
+    assert kept._handle is not None  # a shared queue keeps its timer for the next deadline
+
+
+async def test_the_transport_keeps_a_bounded_number_of_deadline_queues() -> None:
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/", answer)
+    transport = AiohttpTransport(trust_env=False)
+    try:
+        async with serving_app(app) as base:
+            for i in range(_MAX_DEADLINE_QUEUES + 20):
+                response = await transport.send(HttpRequest("POST", base + "/", {}, b""), Timeouts(first_byte=5.0 + i))
+                assert await response.read() == b"ok"
+                await response.aclose()
+        (entry,) = transport._sessions.values()
+        assert len(entry.deadlines) == _MAX_DEADLINE_QUEUES
+    finally:
+        await transport.aclose()

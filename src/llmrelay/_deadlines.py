@@ -49,11 +49,15 @@ class Deadlines:
     """Deadlines ``duration`` seconds after arming, on ``loop`` (see the module docstring). Used only from
     the loop's own thread."""
 
-    __slots__ = ("_dead", "_entries", "_handle", "_loop", "duration")
+    __slots__ = ("_dead", "_entries", "_handle", "_loop", "duration", "shared")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, duration: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, duration: float, *, shared: bool = True) -> None:
         self._loop = loop
         self.duration = duration
+        self.shared = shared
+        """Kept for further deadlines: its timer stays set when it empties (the next deadline usually comes
+        at once, and a cancelled timer costs more than one that fires). ``False``: a queue for one wait,
+        whose timer is cancelled as soon as it empties."""
         self._entries: deque[Deadline] = deque()
         self._dead = 0
         """Dead entries still in ``_entries`` (not at its head)."""
@@ -88,7 +92,10 @@ class Deadlines:
             while entries and not entries[0].live:  # the dead behind it: they were counted
                 entries.popleft()
                 self._dead -= 1
-            return  # the timer stays set, even for an empty queue: cancelling one costs more than its firing
+            if not entries and not self.shared and self._handle is not None:
+                self._handle.cancel()
+                self._handle = None
+            return  # a shared queue's timer stays set (see ``shared``)
         self._dead += 1
         if self._dead > _COMPACT_AT and self._dead * 2 > len(entries):
             self._entries = deque([e for e in entries if e.live])

@@ -61,6 +61,8 @@ __all__ = [
 ]
 
 _MAX_ERROR_BODY = 1024 * 1024
+_MAX_DEADLINE_QUEUES = 32
+"""The most deadline lengths one loop's session keeps a queue for (``_deadlines``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +203,11 @@ class AiohttpTransport(Transport):
         if wait is not None and (task := asyncio.current_task()) is not None:
             queue = entry.deadlines.get(wait)
             if queue is None:
-                queue = entry.deadlines[wait] = Deadlines(loop, wait)
+                # Bounded: a caller passing a new length on every call gets a queue (a timer) per wait.
+                shared = len(entry.deadlines) < _MAX_DEADLINE_QUEUES
+                queue = Deadlines(loop, wait, shared=shared)
+                if shared:
+                    entry.deadlines[wait] = queue
             deadline = queue.arm(task)
         try:
             resp = await session.request(
