@@ -9,12 +9,12 @@ import random
 
 import pytest
 from aiohttp import web
-from tests.local_server import serving_app
 
 from llmrelay import ChatRequest, Message, OpenAIProvider
 from llmrelay._deadlines import _COMPACT_AT, Deadlines, expired
 from llmrelay._errors import FirstByteTimeout
 from llmrelay._transport import _MAX_DEADLINE_QUEUES, AiohttpTransport, HttpRequest, Timeouts
+from local_server import serving_app
 
 
 async def _guarded(queue: Deadlines, work: asyncio.Future[None] | float) -> str:

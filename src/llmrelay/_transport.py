@@ -118,6 +118,11 @@ class HttpResponse(ABC):
                 break
         return b"".join(parts)
 
+    def read_arrived(self) -> bytes | None:
+        """The rest of the body when all of it has arrived already, read at once without a wait (after it
+        ``read_chunk`` returns ``b""``); else ``None``, and nothing was read. The default: ``None``."""
+        return None
+
     @abstractmethod
     async def aclose(self) -> None:
         """Release the connection: back to the pool when the body was read whole, else dropped."""
@@ -445,6 +450,18 @@ class _AiohttpResponse(HttpResponse):
             self._cancel_watch()
         return chunk
 
+    def read_arrived(self) -> bytes | None:
+        # A small reply usually arrives with its headers: the whole body is in aiohttp's buffer, ended.
+        if self._eof or self._expired is not None or self._total_deadline is not None:
+            return None
+        content = self._resp.content
+        if not content.is_eof() or content.exception() is not None:
+            return None  # more to come (or an error to raise): ``read_chunk``
+        body = drain(content)  # all that is buffered (as ``read_nowait()``), which is the rest of the body
+        self._eof = True
+        self._cancel_watch()
+        return body
+
     def _cancel_watch(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
@@ -479,6 +496,11 @@ async def read_body(response: HttpResponse, limit: int, *, setting: str = "max_b
     announced = response.headers.get("content-length")
     if announced is not None and announced.isdigit() and int(announced) > limit:
         raise ProtocolError(_too_large(f"announced a {int(announced)}-byte response body", limit, setting))
+    arrived = response.read_arrived()  # a small reply: all there already, no read to wait for
+    if arrived is not None:
+        if len(arrived) > limit:
+            raise ProtocolError(_too_large("sent a response body of more than that", limit, setting))
+        return arrived
     parts: list[bytes] = []
     size = 0
     while chunk := await response.read_chunk():

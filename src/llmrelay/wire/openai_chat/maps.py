@@ -40,29 +40,38 @@ def map_finish_reason(raw: str | None) -> FinishReason:
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """A token count: a JSON integer (``bool`` is not one); anything else is not reported."""
+    return value if type(value) is int else None
 
 
 def parse_usage(usage: Any) -> Usage | None:
     """An OpenAI ``usage`` object as ``Usage``; ``None`` when absent or not an object."""
     if not isinstance(usage, dict):
         return None
-    prompt_details = usage.get("prompt_tokens_details")
-    completion_details = usage.get("completion_tokens_details")
-    cache_read = _int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None
-    if cache_read is None:
-        cache_read = _int(usage.get("prompt_cache_hit_tokens"))
-    reasoning = _int(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else None
-    output = _int(usage.get("completion_tokens"))
-    if reasoning is not None and output is not None and reasoning > output:
+    # Every reply passes here: the counts are read with ``type(x) is int`` in place of ``_int`` calls
+    # (``json`` makes exact ints; ``True`` is not a count).
+    get = usage.get
+    prompt_details = get("prompt_tokens_details")
+    cache_read = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
+    if type(cache_read) is not int:
+        cache_read = _int(get("prompt_cache_hit_tokens"))
+    completion_details = get("completion_tokens_details")
+    reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None
+    if type(reasoning) is not int:
+        reasoning = None
+    output = get("completion_tokens")
+    if type(output) is not int:
+        output = None
+    elif reasoning is not None and reasoning > output:
         # reasoning is a part of the output; OpenRouter has reported more reasoning tokens than completion
         # tokens on a turn cut by max_tokens (11 > 10, openrouter_chat_stream_error_chunk). completion_tokens
         # is what is billed, so it stands and the part is capped at the whole.
         reasoning = output
+    prompt, total = get("prompt_tokens"), get("total_tokens")
     return Usage(
-        input_tokens=_int(usage.get("prompt_tokens")),
+        input_tokens=prompt if type(prompt) is int else None,
         output_tokens=output,
-        total_tokens=_int(usage.get("total_tokens")),
+        total_tokens=total if type(total) is int else None,
         cache_read_tokens=cache_read,
         reasoning_tokens=reasoning,
     )
