@@ -34,8 +34,15 @@ class Accumulator:
         self.done: Done | None = None
 
     def add(self, event: StreamEvent) -> None:
+        # The two events every reply has, first; the rest by pattern.
+        if isinstance(event, TextDelta):
+            self._text.append(event.text)
+            return
+        if isinstance(event, Done):
+            self.done = event
+            return
         match event:
-            case TextDelta(text=text) | TextChunks(text=text):
+            case TextChunks(text=text):
                 self._text.append(text)
             case ReasoningDelta(redacted=str(redacted)):
                 if any(self._block_text):
@@ -50,8 +57,6 @@ class Accumulator:
                 pass
             case ToolCallEnd(index=index, call=call):
                 self._calls[index] = call
-            case Done():
-                self.done = event
             case _:
                 assert_never(event)
 
@@ -69,9 +74,9 @@ class Accumulator:
         attempts: tuple[Attempt, ...] = (),
     ) -> ChatResponse:
         done = self.done
-        blocks = list(self._blocks)
+        blocks = self._blocks  # copied by ``tuple`` below, never changed here
         if self._block_text and any(self._block_text):
-            blocks.append(ReasoningPart(text="".join(self._block_text)))
+            blocks = [*blocks, ReasoningPart(text="".join(self._block_text))]
         calls = self._calls
         # The guards skip building generators for what most replies lack (tools, reasoning blocks).
         return ChatResponse(

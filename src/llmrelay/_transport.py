@@ -162,7 +162,9 @@ class AiohttpTransport(Transport):
         # own trust_env re-reads the environment and ~/.netrc in a thread on every request, which costs
         # more than the rest of a small request put together (see bench/).
         self._proxies: dict[str, str] = {}
-        self._client_timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+        self._by_timeouts: dict[Timeouts, tuple[float | None, aiohttp.ClientTimeout]] = {}
+        """Per ``Timeouts`` (a provider passes the same one on every call): the wait for the headers (the
+        shorter of ``first_byte`` and ``total``) and aiohttp's timeout for the connect."""
         self._proxy_cache: dict[tuple[str, str], str | None] = {}
         self._sessions: dict[asyncio.AbstractEventLoop, _LoopSession] = {}
 
@@ -195,12 +197,13 @@ class AiohttpTransport(Transport):
             entry = self._open(loop)
         session = entry.session
         total_deadline = loop.time() + timeouts.total if timeouts.total is not None else None
-        wait = _min_none(timeouts.first_byte, timeouts.total)
-        client_timeout = self._client_timeouts.get(timeouts.connect)
-        if client_timeout is None:
-            client_timeout = self._client_timeouts[timeouts.connect] = aiohttp.ClientTimeout(
-                total=None, sock_connect=timeouts.connect
-            )
+        known = self._by_timeouts.get(timeouts)
+        if known is None:
+            wait_for_headers = _min_none(timeouts.first_byte, timeouts.total)
+            known = (wait_for_headers, aiohttp.ClientTimeout(sock_connect=timeouts.connect))
+            if len(self._by_timeouts) < _MAX_DEADLINE_QUEUES:  # bounded, as the deadline queues are
+                self._by_timeouts[timeouts] = known
+        wait, client_timeout = known
         # The wait for the response headers is guarded by a deadline of the session's queue for its length
         # (``_deadlines``: no timer per request); none at all without a limit.
         deadline: Deadline | None = None

@@ -189,7 +189,8 @@ class Message:
     def __post_init__(self) -> None:
         if not isinstance(self.content, str):
             object.__setattr__(self, "content", tuple(self.content))
-        object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
+        if type(self.tool_calls) is not tuple:  # the default ``()`` needs no copy (every message passes here)
+            object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
         if self.role is Role.TOOL and not self.tool_call_id:
             raise ValueError("a tool message needs tool_call_id= (the id of the call it answers)")
         if self.tool_calls and self.role is not Role.ASSISTANT:
@@ -246,8 +247,10 @@ class ChatRequest:
     provider_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "messages", tuple(self.messages))
-        object.__setattr__(self, "tools", tuple(self.tools))
+        if type(self.messages) is not tuple:
+            object.__setattr__(self, "messages", tuple(self.messages))
+        if type(self.tools) is not tuple:
+            object.__setattr__(self, "tools", tuple(self.tools))
         if self.stop is not None:
             stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
             object.__setattr__(self, "stop", stop)
