@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, assert_never
 
+from ._builders import builder
 from ._events import Done, ReasoningDelta, StreamEvent, TextChunks, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
 from ._types import CallWarning, ChatResponse, FinishReason, ReasoningPart, ToolCall
 
@@ -79,22 +80,44 @@ class Accumulator:
             blocks = [*blocks, ReasoningPart(text="".join(self._block_text))]
         calls = self._calls
         # The guards skip building generators for what most replies lack (tools, reasoning blocks).
-        return ChatResponse(
-            text="".join(self._text),
-            reasoning="".join(self._reasoning) if self._reasoning else "",
-            tool_calls=tuple([calls[i] for i in sorted(calls)]) if calls else (),
-            finish_reason=done.finish_reason if done else FinishReason.OTHER,
-            finish_reason_raw=done.finish_reason_raw if done else None,
-            usage=done.usage if done else None,
-            model=(done.model if done and done.model else model),
-            provider=provider,
-            request_id=request_id,
-            warnings=tuple(warnings),
-            refusal=done.refusal if done else None,
-            reasoning_parts=tuple(blocks) if blocks and any(b.signature or b.redacted for b in blocks) else (),
-            error=done.error if done else None,
-            attempts=attempts,
+        return _response(
+            "".join(self._text),
+            "".join(self._reasoning) if self._reasoning else "",
+            tuple([calls[i] for i in sorted(calls)]) if calls else (),
+            done.finish_reason if done else FinishReason.OTHER,
+            done.finish_reason_raw if done else None,
+            done.usage if done else None,
+            done.model if done and done.model else model,
+            provider,
+            request_id,
+            tuple(warnings),
+            done.refusal if done else None,
+            tuple(blocks) if blocks and any(b.signature or b.redacted for b in blocks) else (),
+            done.error if done else None,
+            attempts,
         )
+
+
+_response = builder(
+    ChatResponse,
+    (
+        "text",
+        "reasoning",
+        "tool_calls",
+        "finish_reason",
+        "finish_reason_raw",
+        "usage",
+        "model",
+        "provider",
+        "request_id",
+        "warnings",
+        "refusal",
+        "reasoning_parts",
+        "error",
+        "attempts",
+    ),
+)
+"""``ChatResponse(...)`` by position, every field given (``llmrelay._builders``): one is built per reply."""
 
 
 def fold(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._accumulate import events_for, fold
+from ._builders import builder
 from ._errors import IdleTimeout, InvalidRequestError, LlmError, MissingApiKey, redact_bytes
 from ._events import TEXT_CHUNKS_OPTION, Done, StreamEvent
 from ._provider import ChatStream, EventSource, Provider, emit_warnings
@@ -36,6 +37,8 @@ __all__ = ["HttpProvider", "clean_key", "require_key"]
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 """The default ``HttpProvider.max_body_bytes``: far above any JSON reply (a long answer is well under a
 megabyte; inline images a few megabytes), far below what would exhaust a machine's memory."""
+_http_request = builder(HttpRequest, ("method", "url", "headers", "body"))
+"""``HttpRequest(...)`` by position (``llmrelay._builders``): one per call."""
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 """One encoder for every request: ``json.dumps`` with options builds a new one per call."""
 
@@ -144,7 +147,7 @@ class HttpProvider(Provider):
         else:
             headers = base
         body = _encode_json(encoded.body).encode("utf-8")
-        return HttpRequest("POST", self._url(encoded, model=model, stream=stream), headers, body), encoded
+        return _http_request("POST", self._url(encoded, model=model, stream=stream), headers, body), encoded
 
     async def _send(self, http_request: HttpRequest) -> HttpResponse:
         try:

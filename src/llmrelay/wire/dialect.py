@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .._builders import builder
 from .._errors import LlmError
 from .._events import StreamEvent
 from .._types import CallWarning, ChatRequest, ChatResponse
@@ -27,6 +28,11 @@ class EncodedRequest:
     """A dialect-specific path (Gemini puts the model and the method in the URL)."""
     headers: Mapping[str, str] = field(default_factory=dict)
     """Extra headers the request needs (Anthropic beta flags, ...)."""
+
+
+encoded_request = builder(EncodedRequest, ("body", "warnings"))
+"""``EncodedRequest(body, warnings)`` by position (``llmrelay._builders``), for a dialect's ``encode`` (one per
+call): no ``path``, no extra headers."""
 
 
 class StreamDecoder(Protocol):

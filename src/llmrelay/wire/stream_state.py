@@ -27,6 +27,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from .._builders import builder
 from .._errors import LlmError
 from .._events import Done, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
 from .._types import FinishReason, ToolCall, Usage
@@ -56,6 +57,10 @@ class _OpenCall:
         self.name = name
         self.parts: list[str] = []
         self.joiner = SurrogateJoiner()
+
+
+_done = builder(Done, ("finish_reason", "finish_reason_raw", "usage", "model", "refusal"))
+"""``Done(...)`` by position (``llmrelay._builders``): one per reply, every dialect's."""
 
 
 class StreamState:
@@ -224,15 +229,7 @@ class StreamState:
         reason = finish_reason if finish_reason is not None else self._map_finish(self.finish_raw)
         if reason is FinishReason.STOP and self._used:
             reason = FinishReason.TOOL_CALLS
-        self.out.append(
-            Done(
-                finish_reason=reason,
-                finish_reason_raw=self.finish_raw,
-                usage=self.usage,
-                model=self.model,
-                refusal=self._refusal(),
-            )
-        )
+        self.out.append(_done(reason, self.finish_raw, self.usage, self.model, self._refusal()))
         self.finished = True
 
     def fail(self, error: LlmError, raw: str | None = "error") -> None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from ..._errors import LlmError
 from ..._events import StreamEvent
 from ..._types import ChatRequest, ChatResponse
-from ..dialect import EncodedRequest
+from ..dialect import EncodedRequest, encoded_request
 from .decode import OpenAIChatStreamDecoder, decode_body, events_from_body
 from .encode import encode_request
 from .errors import decode_error, error_from_payload
@@ -45,7 +45,7 @@ class OpenAIChatDialect:
 
     def encode(self, request: ChatRequest, *, model: str, stream: bool) -> EncodedRequest:
         body, warnings = encode_request(request, model=model, stream=stream, max_tokens_field=self.max_tokens_field)
-        return EncodedRequest(body=body, warnings=tuple(warnings))
+        return encoded_request(body, tuple(warnings))
 
     def stream_decoder(self) -> OpenAIChatStreamDecoder:
         return OpenAIChatStreamDecoder()

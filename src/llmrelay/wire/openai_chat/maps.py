@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..._builders import builder
 from ..._types import FinishReason, Usage
 
 __all__ = ["map_finish_reason", "parse_usage"]
@@ -68,10 +69,15 @@ def parse_usage(usage: Any) -> Usage | None:
         # is what is billed, so it stands and the part is capped at the whole.
         reasoning = output
     prompt, total = get("prompt_tokens"), get("total_tokens")
-    return Usage(
-        input_tokens=prompt if type(prompt) is int else None,
-        output_tokens=output,
-        total_tokens=total if type(total) is int else None,
-        cache_read_tokens=cache_read,
-        reasoning_tokens=reasoning,
-    )
+    if type(prompt) is not int:
+        prompt = None
+    if type(total) is not int:  # what ``Usage.__post_init__`` does, which ``_usage`` does not run
+        total = prompt + output if prompt is not None and output is not None else None
+    return _usage(prompt, output, total, cache_read, None, reasoning)
+
+
+_usage = builder(
+    Usage,
+    ("input_tokens", "output_tokens", "total_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"),
+)
+"""``Usage(...)`` by position, without its ``__post_init__`` (``llmrelay._builders``): one per reply."""
