@@ -51,8 +51,9 @@ async def test_each_deadline_fires_at_its_own_time_and_no_other() -> None:
     # Armed at 0, 0.05, 0.1 and 0.15 s; the second and fourth finish in time, the others hang.
     outcomes = await asyncio.gather(one("a", 0.0, 5.0), one("b", 0.05, 0.02), one("c", 0.1, 5.0), one("d", 0.15, 0.1))
     assert outcomes == ["expired", "done", "expired", "done"]
-    assert 0.19 <= ended["a"] < 0.35 and 0.29 <= ended["c"] < 0.45  # each 0.2 s after it was armed
-    assert ended["b"] < 0.15 and ended["d"] < 0.34
+    # Each 0.2 s after it was armed, never earlier (the upper bounds leave room for a loaded machine).
+    assert 0.19 <= ended["a"] < 1.0 and 0.29 <= ended["c"] < 1.1
+    assert ended["b"] < ended["a"] and ended["d"] < ended["c"] + 0.1
     assert len(queue) == 0
 
 
