@@ -239,7 +239,7 @@ class AiohttpTransport(Transport):
             raise _network_error(exc, request.url) from None
         finally:
             if queue is not None and deadline is not None:
-                queue.disarm(deadline)  # an answer in the deadline's own turn stands (its cancel taken back)
+                queue.disarm(deadline)  # a cancel it made that did not surface here is taken back
         return _AiohttpResponse(resp, loop, timeouts.idle, total_deadline, timeouts.total)
 
     def _proxy_for(self, url: str) -> str | None:
