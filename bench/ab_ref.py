@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ab_ref.py HEAD                 # the uncommitted change against HEAD
     .venv/bin/python bench/ab_ref.py HEAD~3 --turns 60     # the last three commits together
+    .venv/bin/python bench/ab_ref.py HEAD --wrap wrapped   # a wrapper change: both sides in their own stack
 
 The ref's ``src/llmrelay`` is unpacked into a temporary directory as a package named ``llmrelay_ref``
 (the package imports itself relatively), so both versions' ``OpenAIProvider`` run in one process against
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib
 import os
 import shutil
 import statistics
@@ -44,16 +46,37 @@ async def turns(port: int, args: argparse.Namespace) -> dict[str, list[float]]:
     from llmrelay_ref.providers.openai import OpenAIProvider  # type: ignore[import-not-found]
 
     import clients
+    import llmrelay
+
+    def wrapped(package: Any, provider: Any) -> Any:
+        """``provider`` as ``--wrap`` asks, built from ``package``'s own wrappers (from its ``wrappers``
+        module: the package's lazy top-level names import ``llmrelay.*`` by absolute name)."""
+        if args.wrap == "none":
+            return provider
+        package = importlib.import_module(package.__name__ + ".wrappers")
+        limited = package.RateLimited(
+            provider, requests_per_minute=1e12, tokens_per_minute=1e12, max_concurrency=1_000_000
+        )
+        if args.wrap == "limited":
+            return limited
+        return package.Fallback([package.Retrying(limited)])
+
+    class Tree(clients.LlmRelay):
+        name = "tree"
+
+        async def open(self) -> None:
+            await super().open()
+            self.provider = wrapped(llmrelay, self.provider)
 
     class Ref(clients.LlmRelay):
         name = "ref"
 
         async def open(self) -> None:
             self.llmrelay: Any = llmrelay_ref
-            self.provider = OpenAIProvider(clients.MODEL, base_url=self.base, api_key="sk-x")
+            self.provider = wrapped(llmrelay_ref, OpenAIProvider(clients.MODEL, base_url=self.base, api_key="sk-x"))
 
     base = f"http://127.0.0.1:{port}/v1"
-    objs = {"tree": clients.LlmRelay(base), "ref": Ref(base)}
+    objs = {"tree": Tree(base), "ref": Ref(base)}
     walls: dict[str, list[float]] = {n: [] for n in objs}
     for c in objs.values():
         await c.open()
@@ -83,6 +106,13 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=40, help="turns each (default 40)")
     parser.add_argument("--count", type=int, default=2000, help="requests per turn (default 2000)")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--wrap",
+        choices=("none", "limited", "wrapped"),
+        default="none",
+        help="compare OpenAIProvider bare (default), in RateLimited (every bucket on, limits never reached), or in "
+        "Fallback([Retrying(RateLimited(p))]): bench/wrappers.py's stack",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin the upstream and this process to CPUs")
     args = parser.parse_args()
     from run import Upstream
