@@ -543,15 +543,15 @@ def main() -> int:
     try:
         for sc in scs:
             cells = results.setdefault(sc.key, {})
-            order: list[str] = []
-            for rnd in range(rounds):
-                order += [(rnd, c) for c in ("floor", "llmrelay", *(extra if rnd < 2 else []))]
-                if rnd == 0:
-                    order += [(rnd, c) for c in clients if c not in ("floor", "llmrelay")]
-            if sc.paired:
+            if sc.paired:  # floor and llmrelay in one process per round; the others as below
                 for rnd in range(rounds):
                     run_paired_round(sc, cells, rnd, upstream.port, turns, child_timeout, client_cpu, run_deadline)
-                order = [(rnd, c) for rnd, c in order if c not in ("floor", "llmrelay")]
+            ours = () if sc.paired else ("floor", "llmrelay")
+            order: list[tuple[int, str]] = []
+            for rnd in range(rounds):
+                order += [(rnd, c) for c in (*ours, *(extra if rnd < 2 else []))]
+                if rnd == 0:
+                    order += [(rnd, c) for c in clients if c not in ("floor", "llmrelay")]
             for rnd, client in order:
                 if time.monotonic() > run_deadline:
                     cells.setdefault(client, Cell(error="skipped: run time limit"))
