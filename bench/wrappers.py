@@ -14,7 +14,8 @@ process). Scenarios:
 - ``json_c64_layers`` (``--layers``; reported, no target): the same, for ``Fallback([Retrying(p)])``
   (``fallback-retrying``), ``RateLimited(p)`` with a backend that grants at once and keeps no books
   (``limited-nop``: the layer by itself) and with the memory backend (``limited-memory``), each paired
-  with bare turns of its own;
+  with bare turns of its own; and ``bare-again``, a second bare provider paired with the first (an A/A
+  run: what the instrument itself reads on the day, where the answer is 1.00);
 - ``redis_c1``: 1,000 non-streaming requests one at a time: ``RateLimited(p)`` with the memory backend
   (``limited-memory``) and with ``llmrelay.limits.RedisBackend`` against a real ``redis-server`` this
   script starts on 127.0.0.1 on a free port (``limited-redis``), against bare; reported as the latency
@@ -82,7 +83,7 @@ class Scenario:
     """Client and bare in one process, taking turns (``paired_turns``); else a process each."""
 
 
-LAYERS = ("fallback-retrying", "limited-nop", "limited-memory")
+LAYERS = ("bare-again", "fallback-retrying", "limited-nop", "limited-memory")
 """``--layers``: the c=64 overhead taken apart, each paired with bare like ``wrapped``."""
 
 
@@ -126,34 +127,40 @@ def scenarios(quick: bool, layers: bool = False) -> list[Scenario]:
 # --- the clients (run in the child process) -------------------------------------------------------------
 
 
+def nop_backend(limits: Any) -> Any:
+    """A backend of ``limits`` (``llmrelay.limits``, or a ref's) that grants every call at once and keeps no
+    books (``limited-nop``: what ``RateLimited`` costs by itself)."""
+
+    class NopBackend(limits.LimitBackend):  # type: ignore[misc, name-defined]
+        grant = limits.Grant((), ())
+
+        async def acquire(self, buckets: Sequence[Any], cost: Mapping[str, float]) -> Any:
+            return self.grant
+
+        def acquire_nowait(self, buckets: Sequence[Any], cost: Mapping[str, float]) -> Any:
+            return self.grant
+
+        def settle_nowait(self, grant: Any, actual: Mapping[str, float] | None) -> bool:
+            return True
+
+        async def _give_back(self, grant: Any, refunds: Sequence[float]) -> None:
+            return None
+
+    return NopBackend()
+
+
 def _register_clients(redis_url: str | None) -> None:
     """Add the wrapped clients to ``bench/clients.py``'s table, for a child process."""
     import clients
+    import llmrelay.limits
     from llmrelay import Fallback, RateLimited, Retrying
-    from llmrelay.limits import BucketSpec, Grant, LimitBackend
+    from llmrelay.limits import LimitBackend
 
     async def no_wait(seconds: float) -> None:
         raise RuntimeError(
             f"a wrapper wanted to wait {seconds:.3f}s (a throttled or retried call): the benchmark measures "
             "overhead only; raise the limits or look at the upstream"
         )
-
-    class NopBackend(LimitBackend):
-        """Grants every call at once and settles nothing (``limited-nop``)."""
-
-        grant = Grant((), ())
-
-        async def acquire(self, buckets: Sequence[BucketSpec], cost: Mapping[str, float]) -> Grant | float:
-            return self.grant
-
-        def acquire_nowait(self, buckets: Sequence[BucketSpec], cost: Mapping[str, float]) -> Grant:
-            return self.grant
-
-        def settle_nowait(self, grant: Grant, actual: Mapping[str, float] | None) -> bool:
-            return True
-
-        async def _give_back(self, grant: Grant, refunds: Sequence[float]) -> None:
-            return None
 
     def limited(provider: Any, backend: LimitBackend | None = None) -> RateLimited:
         return RateLimited(
@@ -174,6 +181,11 @@ def _register_clients(redis_url: str | None) -> None:
             await super().open()
             self.provider = Fallback([Retrying(limited(self.provider), sleep=no_wait)])
 
+    class BareAgain(clients.LlmRelay):
+        """A second bare ``OpenAIProvider``: paired with the first, the instrument's own error (A/A)."""
+
+        name = "bare-again"
+
     class FallbackRetrying(clients.LlmRelay):
         """``Fallback([Retrying(p)])``: ``wrapped`` without its ``RateLimited``."""
 
@@ -191,7 +203,7 @@ def _register_clients(redis_url: str | None) -> None:
 
         async def open(self) -> None:
             await super().open()
-            self.provider = limited(self.provider, NopBackend())
+            self.provider = limited(self.provider, nop_backend(llmrelay.limits))
 
     class LimitedMemory(clients.LlmRelay):
         """``RateLimited(p)`` with the in-process backend."""
@@ -220,7 +232,7 @@ def _register_clients(redis_url: str | None) -> None:
             await super().close()
             await self.backend.aclose()
 
-    for cls in (Wrapped, FallbackRetrying, LimitedNop, LimitedMemory, LimitedRedis):
+    for cls in (Wrapped, BareAgain, FallbackRetrying, LimitedNop, LimitedMemory, LimitedRedis):
         clients.CLIENTS[cls.name] = cls
 
 
