@@ -1,6 +1,6 @@
 """``MemoryBackend`` against a plain reference model, on random sequences of operations.
 
-The backend takes shortcuts for speed (each bucket tuple compiled into code of its own, draws put back
+The backend takes shortcuts for speed (a plan compiled per bucket tuple, draws put back
 when a bucket says no, refunds added to the stored level without reading the clock). The model below
 does none of that: on every operation it refills every bucket to ``now``, caps it, then checks and
 draws, refunds or frees. Both must grant and refuse the same calls, report the same waits and end with
