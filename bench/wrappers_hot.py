@@ -8,7 +8,8 @@ reply) with a prebuilt response; each stack's ``chat`` coroutine is driven by ha
 event loop. Stacks: ``fallback-retrying`` (``Fallback([Retrying(p)])``), ``limited-nop`` (``RateLimited``
 with every bucket on and a backend that keeps no books: the layer by itself), ``limited`` (the memory
 backend) and ``wrapped`` (``Fallback([Retrying(RateLimited(p))])``, ``bench/wrappers.py``'s stack), each
-printed as nanoseconds per call over the bare provider. Every stack runs in turn, ``--repeats`` times
+printed as nanoseconds per call over the bare provider; ``--configs`` adds ``RateLimited`` with only some
+of its buckets on (``rpm``, ``rpm+concurrency``, ``rpm+tpm``). Every stack runs in turn, ``--repeats`` times
 (default 40) ``--calls`` calls (default 3,000), and the minimum of each is taken: this machine's noise
 only ever adds time.
 
@@ -37,6 +38,8 @@ from wrappers import nop_backend  # noqa: E402
 
 UNLIMITED = 1e12
 STACKS = ("fallback-retrying", "limited-nop", "limited", "wrapped")
+CONFIGS = ("rpm", "rpm+concurrency", "rpm+tpm")
+"""``--configs``: ``RateLimited`` (memory backend) with fewer of its buckets on."""
 
 
 class _Suspend:
@@ -68,12 +71,12 @@ def stacks(package: Any) -> tuple[Any, dict[str, Any]]:
         def chat_stream(self, request: Any) -> Any:
             raise NotImplementedError
 
-    def limited(backend: Any = None) -> Any:
+    def limited(backend: Any = None, *, tpm: bool = True, concurrency: bool = True) -> Any:
         return wrappers.RateLimited(
             Answering(),
             requests_per_minute=UNLIMITED,
-            tokens_per_minute=UNLIMITED,
-            max_concurrency=1_000_000,
+            tokens_per_minute=UNLIMITED if tpm else None,
+            max_concurrency=1_000_000 if concurrency else None,
             backend=backend,
         )
 
@@ -86,6 +89,9 @@ def stacks(package: Any) -> tuple[Any, dict[str, Any]]:
         "limited-nop": limited(nop_backend(limits)),
         "limited": limited(),
         "wrapped": wrappers.Fallback([wrappers.Retrying(limited())]),
+        "rpm": limited(tpm=False, concurrency=False),
+        "rpm+concurrency": limited(tpm=False),
+        "rpm+tpm": limited(concurrency=False),
     }
 
 
@@ -115,6 +121,9 @@ def main() -> None:
     parser.add_argument("--ref", help="also a git ref's src/ (unpacked as llmrelay_ref), e.g. HEAD")
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument(
+        "--configs", action="store_true", help="also RateLimited with fewer buckets: " + ", ".join(CONFIGS)
+    )
     args = parser.parse_args()
     import llmrelay
 
@@ -124,18 +133,19 @@ def main() -> None:
         if args.ref:
             unpack(args.ref, tmp)
             sides[args.ref] = stacks(importlib.import_module("llmrelay_ref"))
-        samples: dict[tuple[str, str], list[float]] = {(s, k): [] for s, (_, st) in sides.items() for k in st}
+        keys = ("bare", *STACKS, *(CONFIGS if args.configs else ()))
+        samples: dict[tuple[str, str], list[float]] = {(s, k): [] for s in sides for k in keys}
         for _ in range(args.repeats):
             for side, (request, st) in sides.items():
-                for key, provider in st.items():
-                    samples[(side, key)].append(per_call_ns(provider.chat, request, args.calls))
+                for key in keys:
+                    samples[(side, key)].append(per_call_ns(st[key].chat, request, args.calls))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"ns per call over the bare provider (min of {args.repeats} x {args.calls:,} calls)")
-    print(f"{'':14s}" + "".join(f"{k:>19s}" for k in STACKS) + f"{'bare':>10s}")
+    print(f"{'':14s}" + "".join(f"{k:>19s}" for k in keys[1:]) + f"{'bare':>10s}")
     for side in sides:
         bare = min(samples[(side, "bare")])
-        row = "".join(f"{min(samples[(side, k)]) - bare:19.0f}" for k in STACKS)
+        row = "".join(f"{min(samples[(side, k)]) - bare:19.0f}" for k in keys[1:])
         print(f"{side[:14]:14s}{row}{bare:10.0f}")
 
 
