@@ -1,7 +1,7 @@
 """What each wrapper layer costs per call with no I/O at all: the instrument for a change to the wrappers.
 
-    .venv/bin/python bench/wrappers_hot.py              # the working tree, about 20 seconds
-    .venv/bin/python bench/wrappers_hot.py --ref HEAD   # and a git ref's src/ beside it, in one process
+    .venv/bin/python bench/wrappers_hot.py              # the working tree, a few seconds
+    .venv/bin/python bench/wrappers_hot.py --ref HEAD   # and a git ref's src/ beside it, in one process, under 10 s
 
 The provider under the stacks answers each call after one suspension (as a real call waits once for its
 reply) with a prebuilt response; each stack's ``chat`` coroutine is driven by hand (``send``), with no
